@@ -1,0 +1,105 @@
+"""Command line: ``python -m d3dface <command> ...``.
+
+Commands:
+    info          what a saved face model holds (sizes, regions, landmarks, files, licence)
+    build-model   derive the default face model from the ICT Face Model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+DEFAULT_FACE_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "face_model"
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from d3dface.facemodel.model import FaceModel
+    from d3dface.hub import resolve_model_dir
+
+    model = FaceModel.from_pretrained(args.model)
+    directory = resolve_model_dir(args.model)
+    config = json.loads((directory / "config.json").read_text())
+    files = sorted(p for p in directory.iterdir() if p.is_file())
+    lines = [
+        f"face model      {model.name}  ({directory})",
+        f"vertices        {model.n_vertices}",
+        f"faces           {model.n_faces}",
+        f"identity modes  {model.n_identity}",
+        f"expression      {model.n_expression}  ({', '.join(model.expression_names[:4])}, ...)",
+        f"regions         {model.n_regions}  ({', '.join(model.region_names)})",
+        f"local models    {model.n_local} components per region",
+        f"landmarks       {model.n_landmarks} (mediapipe face mesh embedding)",
+        f"joints          {', '.join(model.joint_names) or 'none (jaw via expression jawOpen)'}",
+        "files",
+        *(f"  {p.name:<22} {p.stat().st_size / 1e6:8.2f} MB" for p in files),
+        f"licence         {config.get('licence', 'not recorded')}",
+    ]
+    report = directory / "build_report.json"
+    if report.is_file():
+        stats = json.loads(report.read_text())
+        kept = stats.get("local_variance_kept", {})
+        lines.append(
+            "variance kept   " + ", ".join(f"{name} {value:.3f}" for name, value in kept.items())
+        )
+        reprojection = stats.get("reprojection", {})
+        if reprojection:
+            lines.append(
+                f"landmark error  median {reprojection['median_px']:.2f} px, mean "
+                f"{reprojection['mean_px']:.2f} px on {reprojection['renders']} held-out "
+                f"{reprojection['image_px']} px renders"
+            )
+    print("\n".join(lines))
+    return 0
+
+
+def _cmd_build_model(args: argparse.Namespace) -> int:
+    from d3dface.facemodel.build import BuildSettings, build_face_model
+
+    settings = BuildSettings.quick() if args.quick else BuildSettings()
+    report = build_face_model(args.ict, args.out, settings, progress=not args.quiet)
+    print(json.dumps({"out": str(args.out), **report.__dict__}, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per job."""
+    parser = argparse.ArgumentParser(
+        prog="python -m d3dface",
+        description="Diverse 3D face reconstructions from one partly hidden face photo.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    info = commands.add_parser("info", help="print what a saved face model holds")
+    info.add_argument(
+        "--model",
+        default=str(DEFAULT_FACE_MODEL),
+        help="face model directory or Hub repo id (default: the shipped checkpoints/face_model)",
+    )
+    info.set_defaults(run=_cmd_info)
+
+    build = commands.add_parser("build-model", help="derive the face model from the ICT model")
+    build.add_argument("--ict", required=True, help="folder holding ict_face_model.npz")
+    build.add_argument("--out", required=True, type=Path, help="output directory")
+    build.add_argument("--quick", action="store_true", help="few renders/samples (for tests)")
+    build.add_argument("--quiet", action="store_true", help="no progress output")
+    build.set_defaults(run=_cmd_build_model)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; user errors print one clear line and exit with status 2."""
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

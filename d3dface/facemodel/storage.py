@@ -1,0 +1,84 @@
+"""Save and load a :class:`FaceModel` as ``model.safetensors`` + ``config.json``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from d3dface.facemodel.model import FaceModel
+from d3dface.hub import WeightsError, load_weights, require_tensors, resolve_model_dir, save_weights
+
+KIND = "d3dface.face_model"
+_REQUIRED = ["template", "faces", "identity_basis", "expression_basis"]
+_OPTIONAL = [
+    "region_weights",
+    "local_basis",
+    "landmark_faces",
+    "landmark_bary",
+    "joint_regressor",
+    "skin_weights",
+    "pose_basis",
+    "parents",
+    "source_index",
+    "vertex_part",
+]
+
+
+def save_face_model(
+    model: FaceModel, directory: str | Path, extra_config: dict[str, Any] | None = None
+) -> Path:
+    """Write the model's buffers and names; ``extra_config`` adds build facts (licence, stats)."""
+    tensors = {name: getattr(model, name) for name in _REQUIRED + _OPTIONAL}
+    config = {
+        "name": model.name,
+        "n_vertices": model.n_vertices,
+        "n_faces": model.n_faces,
+        "n_identity": model.n_identity,
+        "n_expression": model.n_expression,
+        "expression_names": model.expression_names,
+        "region_names": model.region_names,
+        "n_local": model.n_local,
+        "n_landmarks": model.n_landmarks,
+        "joint_names": model.joint_names,
+        **(extra_config or {}),
+    }
+    return save_weights(directory, tensors, config, KIND)
+
+
+def load_face_model(
+    path_or_repo: str | Path,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    token: str | None = None,
+    subfolder: str | None = None,
+) -> FaceModel:
+    """Load a face model from a directory or a Hub repo id; WeightsError when it is unusable."""
+    directory = resolve_model_dir(path_or_repo, revision, cache_dir, token, subfolder)
+    tensors, config = load_weights(directory, KIND)
+    require_tensors(tensors, _REQUIRED, directory)
+    if tensors["template"].shape[0] != config.get("n_vertices"):
+        raise WeightsError(
+            f"'{directory}': config says {config.get('n_vertices')} vertices but the weights "
+            f"hold {tensors['template'].shape[0]}"
+        )
+    articulated = bool(config.get("joint_names"))
+    optional: dict[str, torch.Tensor | None] = {name: tensors.get(name) for name in _OPTIONAL}
+    if not articulated:
+        for name in ("joint_regressor", "skin_weights", "pose_basis", "parents"):
+            optional[name] = None
+    try:
+        return FaceModel(
+            template=tensors["template"],
+            faces=tensors["faces"],
+            identity_basis=tensors["identity_basis"],
+            expression_basis=tensors["expression_basis"],
+            expression_names=config.get("expression_names", []),
+            region_names=config.get("region_names", []),
+            joint_names=config.get("joint_names", []),
+            name=config.get("name", "face_model"),
+            **optional,
+        )
+    except ValueError as err:
+        raise WeightsError(f"'{directory}' holds an inconsistent face model: {err}") from err

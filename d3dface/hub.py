@@ -1,0 +1,160 @@
+"""Weights on disk and on the Hugging Face Hub: safetensors + ``config.json``.
+
+Every saved model is a directory holding ``config.json`` and one or more ``.safetensors``
+files. The config records ``format_version``, the model ``kind`` and the sha256 of each
+weight file; all are checked on load so a corrupt, truncated or foreign file gives a clear
+:class:`WeightsError` instead of a cryptic failure later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+
+
+class WeightsError(ValueError):
+    """A saved model directory is missing, corrupt, or of the wrong kind or version."""
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_model_dir(
+    path_or_repo: str | Path,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    token: str | None = None,
+    subfolder: str | None = None,
+) -> Path:
+    """A local directory for ``path_or_repo``: itself if it exists, else a Hub snapshot.
+
+    A Hub repo id (``owner/name``) is fetched with ``huggingface_hub.snapshot_download``,
+    which honours ``HF_HUB_OFFLINE=1`` by using the local cache only.
+    """
+    local = Path(path_or_repo).expanduser()
+    if local.is_dir():
+        directory = local / subfolder if subfolder else local
+        if not directory.is_dir():
+            raise WeightsError(f"'{directory}' does not exist inside '{local}'")
+        return directory
+    text = str(path_or_repo)
+    if local.exists() or text.count("/") != 1 or text.startswith((".", "/", "~")):
+        raise WeightsError(
+            f"'{text}' is neither a model directory nor a Hub repo id ('owner/name'); "
+            "build the default model with `python -m d3dface build-model` or give a repo id"
+        )
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        snapshot = snapshot_download(
+            repo_id=text,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            allow_patterns=[f"{subfolder}/*"] if subfolder else None,
+        )
+    except LocalEntryNotFoundError as err:
+        raise WeightsError(
+            f"'{text}' is not in the local Hub cache and the Hub cannot be reached "
+            f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}): {err}"
+        ) from err
+    except HFValidationError as err:
+        raise WeightsError(f"'{text}' is not a valid Hub repo id: {err}") from err
+    directory = Path(snapshot) / subfolder if subfolder else Path(snapshot)
+    if not directory.is_dir():
+        raise WeightsError(f"Hub repo '{text}' has no folder '{subfolder}'")
+    return directory
+
+
+def save_weights(
+    directory: str | Path,
+    tensors: dict[str, torch.Tensor],
+    config: dict[str, Any],
+    kind: str,
+    weights_name: str = "model.safetensors",
+) -> Path:
+    """Write ``tensors`` as safetensors and ``config`` (+ kind, version, sha256) as JSON."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights_path = directory / weights_name
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(weights_path))
+    full_config = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        **config,
+        "weights": {weights_name: {"sha256": sha256_of(weights_path)}},
+    }
+    (directory / CONFIG_NAME).write_text(json.dumps(full_config, indent=2) + "\n")
+    return directory
+
+
+def read_config(directory: Path, kind: str) -> dict[str, Any]:
+    """Parse and check ``config.json``: present, valid JSON, right ``kind`` and version."""
+    config_path = directory / CONFIG_NAME
+    if not config_path.is_file():
+        raise WeightsError(f"'{directory}' has no {CONFIG_NAME}; it is not a saved d3dface model")
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise WeightsError(f"'{config_path}' is not valid JSON: {err}") from err
+    if not isinstance(config, dict):
+        raise WeightsError(f"'{config_path}' must hold a JSON object")
+    if config.get("kind") != kind:
+        raise WeightsError(
+            f"'{directory}' holds a '{config.get('kind')}' model, not a '{kind}' model"
+        )
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise WeightsError(
+            f"'{directory}' has format version {version}; this d3dface reads version "
+            f"{FORMAT_VERSION}: rebuild or re-download the weights with a matching d3dface"
+        )
+    if not isinstance(config.get("weights"), dict) or not config["weights"]:
+        raise WeightsError(f"'{config_path}' lists no weight files")
+    return config
+
+
+def load_weights(directory: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read the config and its (sha256-checked) weight files: returns (tensors, config)."""
+    config = read_config(directory, kind)
+    tensors: dict[str, torch.Tensor] = {}
+    for name, meta in config["weights"].items():
+        path = directory / name
+        if not path.is_file():
+            raise WeightsError(f"weight file '{path}' is missing")
+        expected = meta.get("sha256") if isinstance(meta, dict) else None
+        actual = sha256_of(path)
+        if expected != actual:
+            raise WeightsError(
+                f"weight file '{path}' is corrupt or was changed: sha256 {actual[:12]}... "
+                f"does not match the config's {str(expected)[:12]}...; re-download or rebuild it"
+            )
+        try:
+            tensors.update(load_file(str(path)))
+        except (SafetensorError, OSError) as err:
+            raise WeightsError(f"weight file '{path}' cannot be read: {err}") from err
+    return tensors, config
+
+
+def require_tensors(tensors: dict[str, torch.Tensor], names: list[str], directory: Path) -> None:
+    """Raise WeightsError naming every expected tensor that a weight file lacks."""
+    missing = [name for name in names if name not in tensors]
+    if missing:
+        raise WeightsError(f"'{directory}' weights lack tensors: {', '.join(missing)}")
