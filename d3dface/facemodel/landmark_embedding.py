@@ -2,8 +2,8 @@
 
 The embedding is computed, not copied: the model is rendered under random identities,
 expressions, poses and lighting; mediapipe detects its landmarks on each render; each detection
-is unprojected through the z-buffer to a (triangle, barycentric) point, carried to the template,
-and the per-landmark robust mean (geometric median) is snapped back onto the template surface.
+is unprojected through the z-buffer to a (triangle, barycentric) surface point, and each
+landmark keeps the observed surface point that best agrees with its detections in all renders.
 Held-out renders (other seeds) measure the reprojection error in pixels.
 """
 
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import trimesh
 from torch import Tensor
 
 from d3dface.facemodel.model import FaceModel
@@ -175,19 +174,29 @@ def unproject_landmarks(
     b1 = (rel[:, 0] * e2[:, 1] - rel[:, 1] * e2[:, 0]) / det
     b2 = (e1[:, 0] * rel[:, 1] - e1[:, 1] * rel[:, 0]) / det
     screen_bary = np.stack([1 - b1 - b2, b1, b2], axis=1)
-    perspective = screen_bary / depth
+    # a landmark inside a pixel of the triangle may sit just outside it: clamp onto the triangle
+    perspective = np.clip(screen_bary, 0.0, None) / depth
     bary[hit] = perspective / perspective.sum(axis=1, keepdims=True)
     return np.where(hit, face_ids, -1), bary
 
 
-def geometric_median(points: np.ndarray, iterations: int = 50) -> np.ndarray:
-    """Weiszfeld's geometric median of (N, 3) points -> (3,)."""
-    estimate = np.median(points, axis=0)
-    for _ in range(iterations):
-        distance = np.maximum(np.linalg.norm(points - estimate, axis=1), 1e-9)
-        weights = 1.0 / distance
-        estimate = (points * weights[:, None]).sum(axis=0) / weights.sum()
-    return estimate
+def project_surface_points(screen: Tensor, faces: Tensor, face_ids: Tensor, bary: Tensor) -> Tensor:
+    """Pixel positions of surface points given as (triangle, barycentric).
+
+    A 3D point ``sum_k b_k P_k`` projects to the corners' pixels mixed with weights
+    ``b_k * depth_k`` (normalised), so no camera is needed beyond the projected corners.
+
+    Args:
+        screen: (..., V, 3) projected vertices (u, v, depth).
+        faces: (F, 3) triangles. face_ids: (C,) long. bary: (C, 3).
+
+    Returns:
+        (..., C, 2) pixel positions.
+    """
+    corners = screen[..., faces[face_ids], :]  # (..., C, 3, 3)
+    weights = bary * corners[..., 2]
+    weights = weights / weights.sum(dim=-1, keepdim=True)
+    return (weights[..., None] * corners[..., :2]).sum(dim=-2)
 
 
 @dataclass(frozen=True)
@@ -208,50 +217,46 @@ def compute_landmark_embedding(
     seed: int,
     progress: bool = False,
 ) -> LandmarkEmbedding:
-    """Render, detect, unproject and robustly average (see the module docstring)."""
+    """Render, detect and unproject; per landmark keep the best-agreeing observation.
+
+    Every detection that lands on the surface is a candidate (triangle, barycentric). The
+    embedding of a landmark is its candidate whose projections into *all* renders lie
+    closest to that landmark's detections (least summed pixel error): a medoid in image space,
+    robust to outlying detections and always exactly on the surface.
+    """
     generator = torch.Generator().manual_seed(seed)
-    template = model.template.double().numpy()
-    faces = model.faces.numpy()
-    samples: list[list[np.ndarray]] = [[] for _ in range(NUM_LANDMARKS)]
-    parts: list[list[int]] = [[] for _ in range(NUM_LANDMARKS)]
-    face_part = model.vertex_part[model.faces[:, 0]].numpy()
-    used = 0
+    screens, detected = [], []
+    candidate_faces: list[list[int]] = [[] for _ in range(NUM_LANDMARKS)]
+    candidate_bary: list[list[np.ndarray]] = [[] for _ in range(NUM_LANDMARKS)]
     for _ in _progress(range(n_renders), progress, "landmark renders"):
         view = render_view(model, pattern, generator)
         detections = detector.detect(view.image)
         if not detections:
             continue
-        used += 1
+        screens.append(view.screen)
+        detected.append(torch.from_numpy(detections[0].points).double())
         face_ids, bary = unproject_landmarks(view, detections[0].points, model.faces)
         for index in np.flatnonzero(face_ids >= 0):
-            corners = template[faces[face_ids[index]]]
-            samples[index].append(bary[index] @ corners)
-            parts[index].append(int(face_part[face_ids[index]]))
-    if used == 0:
+            candidate_faces[index].append(int(face_ids[index]))
+            candidate_bary[index].append(bary[index])
+    if not screens:
         raise RuntimeError("mediapipe found no face on any render of the model")
+    all_screens = torch.stack(screens).double()  # (N, V, 3)
+    all_detected = torch.stack(detected)  # (N, 478, 2)
     embedded_faces = np.zeros(NUM_LANDMARKS, dtype=np.int64)
     embedded_bary = np.zeros((NUM_LANDMARKS, 3))
-    counts = np.array([len(s) for s in samples])
-    meshes = {
-        p: trimesh.Trimesh(template, faces[face_part == p], process=False)
-        for p in np.unique(face_part)
-    }
-    face_ids_by_part = {p: np.flatnonzero(face_part == p) for p in meshes}
+    counts = np.array([len(c) for c in candidate_faces])
     for index in range(NUM_LANDMARKS):
         if counts[index] == 0:
             raise RuntimeError(f"landmark {index} was never observed on the surface")
-        majority = np.bincount(parts[index]).argmax()
-        points = np.array(
-            [s for s, p in zip(samples[index], parts[index], strict=True) if p == majority]
-        )
-        centre = geometric_median(points)
-        mesh = meshes[majority]
-        closest, _, triangle = trimesh.proximity.closest_point(mesh, centre[None])
-        embedded_faces[index] = face_ids_by_part[majority][triangle[0]]
-        embedded_bary[index] = trimesh.triangles.points_to_barycentric(
-            mesh.triangles[triangle], closest
-        )[0]
-    return LandmarkEmbedding(embedded_faces, embedded_bary, counts, used)
+        face_ids = torch.tensor(candidate_faces[index])
+        bary = torch.from_numpy(np.stack(candidate_bary[index]))
+        projected = project_surface_points(all_screens, model.faces, face_ids, bary)
+        error = (projected - all_detected[:, index, None]).norm(dim=-1).sum(dim=0)  # (C,)
+        best = int(error.argmin())
+        embedded_faces[index] = candidate_faces[index][best]
+        embedded_bary[index] = candidate_bary[index][best]
+    return LandmarkEmbedding(embedded_faces, embedded_bary, counts, len(screens))
 
 
 @dataclass(frozen=True)
@@ -284,11 +289,9 @@ def reprojection_error(
         if not detections:
             continue
         rendered += 1
-        corners = view.screen[model.faces[model.landmark_faces]]  # (N, 3, 3)
-        # a surface point's projection mixes the corners' pixels with weights bary * depth
-        weights = model.landmark_bary * corners[..., 2]
-        weights = weights / weights.sum(dim=1, keepdim=True)
-        projected = torch.einsum("nk,nkc->nc", weights, corners[..., :2]).numpy()
+        projected = project_surface_points(
+            view.screen, model.faces, model.landmark_faces, model.landmark_bary
+        ).numpy()
         error = np.linalg.norm(projected - detections[0].points, axis=1)
         errors.append(error)
         inner_errors.append(error[inner])
