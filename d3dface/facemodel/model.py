@@ -56,57 +56,31 @@ class FaceModel(nn.Module):
     ) -> None:
         super().__init__()
         n_vertices = template.shape[0]
-        f32 = torch.float32
         self.name = name
-        self.register_buffer("template", template.to(f32))
-        self.register_buffer("faces", faces.to(torch.long))
-        self.register_buffer("identity_basis", identity_basis.to(f32))
-        self.register_buffer("expression_basis", expression_basis.to(f32))
         self.expression_names = list(expression_names)
-        n_regions = len(region_names)
         self.region_names = list(region_names)
-        self.register_buffer(
-            "region_weights",
-            (region_weights if region_weights is not None else torch.zeros(0, n_vertices)).to(f32),
-        )
-        self.register_buffer(
-            "local_basis",
-            (
-                local_basis if local_basis is not None else torch.zeros(n_regions, 0, n_vertices, 3)
-            ).to(f32),
-        )
-        self.register_buffer(
-            "landmark_faces",
-            (landmark_faces if landmark_faces is not None else torch.zeros(0)).to(torch.long),
-        )
-        self.register_buffer(
-            "landmark_bary",
-            (landmark_bary if landmark_bary is not None else torch.zeros(0, 3)).to(f32),
-        )
-        self.register_buffer(
-            "source_index",
-            (source_index if source_index is not None else torch.arange(n_vertices)).to(torch.long),
-        )
-        self.register_buffer(
-            "vertex_part",
-            (vertex_part if vertex_part is not None else torch.zeros(n_vertices)).to(torch.long),
-        )
         self.joint_names = list(joint_names)
-        articulated = joint_regressor is not None
-        n_joints = len(self.joint_names)
-        self.register_buffer(
-            "joint_regressor",
-            (joint_regressor if articulated else torch.zeros(0, n_vertices)).to(f32),
-        )
-        self.register_buffer(
-            "skin_weights",
-            (skin_weights if articulated else torch.zeros(n_vertices, 0)).to(f32),
-        )
-        self.register_buffer(
-            "pose_basis",
-            (pose_basis if articulated else torch.zeros(0, n_vertices, 3)).to(f32),
-        )
-        self.register_buffer("parents", (parents if articulated else torch.zeros(0)).to(torch.long))
+        n_regions, n_joints = len(self.region_names), len(self.joint_names)
+        f32, i64 = torch.float32, torch.long
+        # (name, given tensor or None, empty/default value, dtype)
+        buffers = [
+            ("template", template, None, f32),
+            ("faces", faces, None, i64),
+            ("identity_basis", identity_basis, None, f32),
+            ("expression_basis", expression_basis, None, f32),
+            ("region_weights", region_weights, torch.zeros(0, n_vertices), f32),
+            ("local_basis", local_basis, torch.zeros(n_regions, 0, n_vertices, 3), f32),
+            ("landmark_faces", landmark_faces, torch.zeros(0), i64),
+            ("landmark_bary", landmark_bary, torch.zeros(0, 3), f32),
+            ("source_index", source_index, torch.arange(n_vertices), i64),
+            ("vertex_part", vertex_part, torch.zeros(n_vertices), i64),
+            ("joint_regressor", joint_regressor, torch.zeros(0, n_vertices), f32),
+            ("skin_weights", skin_weights, torch.zeros(n_vertices, 0), f32),
+            ("pose_basis", pose_basis, torch.zeros(0, n_vertices, 3), f32),
+            ("parents", parents, torch.zeros(0), i64),
+        ]
+        for buffer_name, given, default, dtype in buffers:
+            self.register_buffer(buffer_name, (given if given is not None else default).to(dtype))
         self._check_shapes(n_vertices, n_joints)
 
     def _check_shapes(self, n_vertices: int, n_joints: int) -> None:
