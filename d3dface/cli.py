@@ -3,6 +3,7 @@
 Commands:
     info          what a saved face model holds (sizes, regions, landmarks, files, licence)
     build-model   derive the default face model from the ICT Face Model
+    train-vae     train the Mesh-VAE (see ``python -m d3dface train-vae --help``)
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-DEFAULT_FACE_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "face_model"
+from d3dface.hub import CHECKPOINTS_DIR
+
+DEFAULT_FACE_MODEL = CHECKPOINTS_DIR / "face_model"
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -87,11 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--quick", action="store_true", help="few renders/samples (for tests)")
     build.add_argument("--quiet", action="store_true", help="no progress output")
     build.set_defaults(run=_cmd_build_model)
+
+    # listed for --help; main() hands its arguments to d3dface.vae.train.main untouched
+    commands.add_parser("train-vae", help="train the Mesh-VAE (options: train-vae --help)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; user errors print one clear line and exit with status 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train-vae"]:
+        from d3dface.vae.train import main as train_main
+
+        return train_main(argv[1:])
     args = build_parser().parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     try:

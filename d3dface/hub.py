@@ -20,6 +20,8 @@ from safetensors.torch import load_file, save_file
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
+# The weights shipped in the repository (made by the project's build and training scripts).
+CHECKPOINTS_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
 class WeightsError(ValueError):

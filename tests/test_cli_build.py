@@ -73,3 +73,10 @@ def test_info_prints_the_shipped_model(capsys) -> None:
 def test_info_on_a_missing_model_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert main(["info", "--model", str(tmp_path / "none")]) == 2
     assert "neither a model directory" in capsys.readouterr().err
+
+
+def test_train_vae_is_wired_into_the_cli(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-vae", "--help"])
+    assert exit_info.value.code == 0
+    assert "--config {lite,paper}" in capsys.readouterr().out

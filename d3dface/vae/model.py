@@ -1,0 +1,286 @@
+"""The Mesh-VAE (paper Sec. 2.2, Tables 3-4): a fully convolutional vcConv autoencoder.
+
+Encoder (Table 3), for widths ``w0..w5`` and latent channels ``c``::
+
+    (V, 4) -down0-> (n1, w0) -same1-> (n1, w1) -down1-> (n2, w2) -same2-> (n2, w3)
+           -down2-> (n3, w4) -same3-> (n3, w5) = feats;  feats -down3-> (n4, c) twice: mu, logvar
+
+Decoder (Table 4) mirrors it: ``(n4, c) -up3-> (n3, w5) -same3-> (n3, w4) -up2-> ...
+-same1-> (n1, w0) -up0-> (V, 3)``. Every block is a :class:`~d3dface.vae.layers.VCBlock`
+with ELU, except the mu / log-variance heads and the decoder's output block (no activation,
+so outputs are unbounded). The paper's widths are ``32..1024`` with ``c = 64`` (config
+``paper``); ``lite`` narrows them for CPU use.
+
+Input and output are vertex offsets from the template, normalised per vertex and axis:
+``x = (vertices - template - offset_mean) / offset_std``, statistics of the training
+meshes stored with the weights. The encoder also sees which vertices are hidden: their
+offsets are zeroed and a fourth channel is 1 there (0 elsewhere), so hidden positions can
+not influence the code and the encoder knows what it was not shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from d3dface.hub import WeightsError, load_weights, require_tensors, resolve_model_dir, save_weights
+from d3dface.vae.layers import VCBlock, batch_major, vertex_major
+from d3dface.vae.structure import MeshStructure, StructureConfig, build_structure
+
+KIND = "d3dface.mesh_vae"
+INPUT_CHANNELS = 4  # normalised offset xyz + hidden flag
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Architecture of a Mesh-VAE.
+
+    Attributes:
+        name: config name (``paper`` or ``lite``).
+        widths: encoder block widths w0..w5, one per block before the heads; the decoder
+            uses them in reverse.
+        latent_channels: channels per coarsest vertex; the code is (n_coarsest, channels).
+        n_bases: shared weight bases M per vcConv.
+        structure: how levels and neighbourhoods are sampled from the template.
+        seed: seed of the weight initialisation.
+    """
+
+    name: str
+    widths: tuple[int, ...]
+    latent_channels: int = 64
+    n_bases: int = 17
+    structure: StructureConfig = field(default_factory=StructureConfig)
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VAEConfig:
+        """Inverse of :meth:`to_dict`; TypeError / ValueError when fields are wrong."""
+        structure = dict(data["structure"])
+        structure["level_fractions"] = tuple(structure["level_fractions"])
+        return cls(
+            **{**data, "widths": tuple(data["widths"]), "structure": StructureConfig(**structure)}
+        )
+
+
+#: ``paper``: Tables 3-4 widths; stride-1 kernels of ~14-19 neighbours (radius 3 rho),
+#: unpooling from ~6-8 coarse neighbours (radius 2 rho).
+#: ``lite``: widths 8-16-16-32-32-64; stride-1 kernels of ~6-8 neighbours (radius 2 rho),
+#: unpooling from ~3-4 coarse neighbours (radius 1.5 rho): the same code size (10 x 64) at
+#: about a ninth of the parameters, for CPU training and use.
+CONFIGS: dict[str, VAEConfig] = {
+    "paper": VAEConfig(
+        "paper",
+        widths=(32, 64, 128, 256, 512, 1024),
+        structure=StructureConfig(same_radius=3.0),
+    ),
+    "lite": VAEConfig(
+        "lite", widths=(8, 16, 16, 32, 32, 64), structure=StructureConfig(up_radius=1.5)
+    ),
+}
+
+
+def vae_config(name: str) -> VAEConfig:
+    """The named architecture; KeyError lists the known names."""
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise KeyError(f"no Mesh-VAE config '{name}'; choose one of {sorted(CONFIGS)}") from None
+
+
+class VAEOutput(NamedTuple):
+    """Reconstruction (B, V, 3) in metres, and the posterior mean / log-variance (B, N, C)."""
+
+    vertices: Tensor
+    mu: Tensor
+    logvar: Tensor
+
+
+class MeshVAE(nn.Module):
+    """Mesh-VAE over a fixed template topology; codes are (n_coarsest, latent_channels)."""
+
+    def __init__(
+        self,
+        config: VAEConfig,
+        structure: MeshStructure,
+        template: Tensor,
+        faces: Tensor,
+        offset_mean: Tensor | None = None,
+        offset_std: Tensor | None = None,
+    ) -> None:
+        """Build the blocks; weights are initialised from ``config.seed``.
+
+        Args:
+            config: architecture.
+            structure: levels and neighbourhoods of ``template``.
+            template: (V, 3) mean mesh, metres.
+            faces: (F, 3) triangles.
+            offset_mean: (V, 3) mean training offset from the template (default 0).
+            offset_std: (V, 3) its standard deviation (default 1).
+        """
+        super().__init__()
+        n_levels = structure.n_levels
+        if len(config.widths) != 2 * (n_levels - 1):
+            raise ValueError(
+                f"{n_levels} pooling levels need {2 * (n_levels - 1)} widths, got {config.widths}"
+            )
+        if structure.level_sizes[0] != template.shape[0]:
+            raise ValueError("structure and template disagree on the vertex count")
+        self.config = config
+        self.structure = structure
+        self.register_buffer("template", template.float())
+        self.register_buffer("faces", faces.long())
+        zeros = torch.zeros_like(self.template)
+        self.register_buffer("offset_mean", zeros if offset_mean is None else offset_mean.float())
+        self.register_buffer(
+            "offset_std", torch.ones_like(zeros) if offset_std is None else offset_std.float()
+        )
+        generator = torch.Generator().manual_seed(config.seed)
+        hoods = structure.neighbourhoods
+
+        def block(name: str, in_c: int, out_c: int, activate: bool = True) -> VCBlock:
+            pooled = not name.startswith("same")
+            return VCBlock(
+                in_c, out_c, hoods[name], pooled, config.n_bases, generator, activate=activate
+            )
+
+        channels = [INPUT_CHANNELS, *config.widths]
+        encoder = []
+        for level in range(n_levels - 1):
+            encoder.append(block(f"down{level}", channels[2 * level], channels[2 * level + 1]))
+            encoder.append(
+                block(f"same{level + 1}", channels[2 * level + 1], channels[2 * level + 2])
+            )
+        self.encoder = nn.Sequential(*encoder)
+        head = f"down{n_levels - 1}"
+        self.mu_head = block(head, channels[-1], config.latent_channels, activate=False)
+        self.logvar_head = block(head, channels[-1], config.latent_channels, activate=False)
+        channels = [config.latent_channels, *reversed(config.widths)]
+        decoder = []
+        for step, level in enumerate(range(n_levels - 1, 0, -1)):
+            decoder.append(block(f"up{level}", channels[2 * step], channels[2 * step + 1]))
+            decoder.append(block(f"same{level}", channels[2 * step + 1], channels[2 * step + 2]))
+        decoder.append(block("up0", channels[-1], 3, activate=False))
+        self.decoder = nn.Sequential(*decoder)
+
+    @classmethod
+    def from_template(
+        cls,
+        config: VAEConfig | str,
+        template: Tensor,
+        faces: Tensor,
+        offset_mean: Tensor | None = None,
+        offset_std: Tensor | None = None,
+    ) -> MeshVAE:
+        """A freshly initialised Mesh-VAE whose structure is sampled from ``template``."""
+        config = vae_config(config) if isinstance(config, str) else config
+        structure = build_structure(template, faces, config.structure)
+        return cls(config, structure, template, faces, offset_mean, offset_std)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_vertices(self) -> int:
+        return self.template.shape[0]
+
+    @property
+    def latent_shape(self) -> tuple[int, int]:
+        """(coarsest vertex count, latent channels), e.g. (10, 64)."""
+        return self.structure.level_sizes[-1], self.config.latent_channels
+
+    # ------------------------------------------------------------------ maps
+    def normalise(self, vertices: Tensor) -> Tensor:
+        """(B, V, 3) vertices in metres -> (B, V, 3) normalised offsets."""
+        return (vertices - self.template - self.offset_mean) / self.offset_std
+
+    def denormalise(self, offsets: Tensor) -> Tensor:
+        """(B, V, 3) normalised offsets -> (B, V, 3) vertices in metres."""
+        return self.template + self.offset_mean + offsets * self.offset_std
+
+    def encode(self, vertices: Tensor, vertex_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Posterior of meshes, some vertices possibly hidden.
+
+        Args:
+            vertices: (B, V, 3) in metres.
+            vertex_mask: (B, V) bool, True where the vertex is hidden (its position is not
+                used at all), or None when every vertex is shown.
+
+        Returns:
+            mu, logvar: (B, N, C) each, ``(N, C) = latent_shape``.
+        """
+        offsets = self.normalise(vertices)
+        if vertex_mask is None:
+            hidden = torch.zeros_like(offsets[..., :1])
+        else:
+            hidden = vertex_mask.to(offsets.dtype)[..., None]
+            offsets = torch.where(vertex_mask[..., None], 0.0, offsets)
+        features = self.encoder(vertex_major(torch.cat([offsets, hidden], dim=-1)))
+        return batch_major(self.mu_head(features)), batch_major(self.logvar_head(features))
+
+    def decode(self, z: Tensor) -> Tensor:
+        """(B, N, C) codes -> (B, V, 3) vertices in metres."""
+        return self.denormalise(batch_major(self.decoder(vertex_major(z))))
+
+    def forward(
+        self,
+        vertices: Tensor,
+        vertex_mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> VAEOutput:
+        """Encode and decode; samples ``z = mu + sigma * eps`` with ``generator`` when one is
+        given (training), else decodes ``mu`` (deterministic reconstruction)."""
+        mu, logvar = self.encode(vertices, vertex_mask)
+        z = mu
+        if generator is not None:
+            noise = torch.randn(mu.shape, generator=generator, device=generator.device)
+            z = mu + noise.to(mu.device) * torch.exp(0.5 * logvar)
+        return VAEOutput(self.decode(z), mu, logvar)
+
+    # ------------------------------------------------------------------ storage
+    def save_pretrained(self, directory: str | Path, extra_config: dict | None = None) -> Path:
+        """Write ``model.safetensors`` (weights, buffers, structure) + ``config.json``."""
+        tensors = {**self.state_dict(), **self.structure.to_tensors()}
+        config = {
+            "architecture": self.config.to_dict(),
+            "n_vertices": self.n_vertices,
+            "latent_shape": list(self.latent_shape),
+            "level_sizes": self.structure.level_sizes,
+            "n_parameters": sum(p.numel() for p in self.parameters()),
+            **(extra_config or {}),
+        }
+        return save_weights(directory, tensors, config, KIND)
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo: str | Path, **hub_kwargs: Any) -> MeshVAE:
+        """Load from a directory or a Hub repo id; WeightsError when it is unusable."""
+        directory = resolve_model_dir(path_or_repo, **hub_kwargs)
+        tensors, raw = load_weights(directory, KIND)
+        require_tensors(tensors, ["template", "faces", "offset_mean", "offset_std"], directory)
+        try:
+            config = VAEConfig.from_dict(raw["architecture"])
+            structure = MeshStructure.from_tensors(tensors, config.structure)
+        except (KeyError, TypeError, ValueError) as err:
+            raise WeightsError(f"'{directory}' holds an unreadable Mesh-VAE: {err!r}") from err
+        model = cls(
+            config,
+            structure,
+            tensors["template"],
+            tensors["faces"],
+            tensors["offset_mean"],
+            tensors["offset_std"],
+        )
+        state = {name: tensors[name] for name in model.state_dict() if name in tensors}
+        missing = sorted(set(model.state_dict()) - set(state))
+        if missing:
+            raise WeightsError(f"'{directory}' weights lack tensors: {', '.join(missing[:5])}")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            raise WeightsError(f"'{directory}' weights do not fit its config: {err}") from err
+        return model
