@@ -29,7 +29,7 @@ from torch import Tensor
 from d3dface.facemodel.model import FaceModel
 from d3dface.facemodel.sampling import sample_global_coefficients
 
-STREAMS = {"train": 0, "validation": 1, "statistics": 2, "noise": 3}
+STREAMS = {"train": 0, "validation": 1, "statistics": 2, "noise": 3, "benchmark": 4, "baseline": 5}
 _STATISTICS_CHUNK = 256
 
 

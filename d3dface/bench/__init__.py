@@ -1,0 +1,9 @@
+"""Benchmarks: ``python -m d3dface.bench <name> [--quick]``, results in ``bench/results/``.
+
+Each benchmark is a module here with a ``main(argv) -> int``; :data:`BENCHMARKS` names them.
+"""
+
+BENCHMARKS = {
+    "vae": "d3dface.bench.vae",
+}
+"""Benchmark name -> module holding its ``main``."""
