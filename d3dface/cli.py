@@ -3,6 +3,7 @@
 Commands:
     info          what a saved face model holds (sizes, regions, landmarks, files, licence)
     build-model   derive the default face model from the ICT Face Model
+    fit           fit a 3D face to a photo (stage 1): mesh, overlay and numbers
     train-vae     train the Mesh-VAE (see ``python -m d3dface train-vae --help``)
 """
 
@@ -12,6 +13,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from d3dface.hub import CHECKPOINTS_DIR
@@ -68,6 +70,35 @@ def _cmd_build_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from d3dface.facemodel.model import FaceModel
+    from d3dface.fit_outputs import write_fit_outputs
+    from d3dface.fitting import FitSettings, fit_face
+    from d3dface.imageio import load_image
+    from d3dface.perception.occlusion_mask import load_mask
+
+    photo = load_image(args.image)
+    mask = None if args.mask is None else load_mask(args.mask, photo.shape)
+    model = FaceModel.from_pretrained(args.model)
+    settings = FitSettings(use_local=not args.global_only)
+    if args.iterations is not None:
+        settings = replace(settings, iterations=args.iterations)
+    fit = fit_face(photo, model, mask, face_index=args.face_index, settings=settings)
+    inputs = {
+        "image": str(args.image),
+        "mask": None if args.mask is None else str(args.mask),
+        "face_index": args.face_index,
+    }
+    summary = write_fit_outputs(fit, model, photo, args.out, inputs)
+    print(
+        f"wrote {', '.join(summary['files'])} to {args.out}: landmark error "
+        f"{summary['landmark_error_px']:.2f} px on {summary['visible_landmarks']} visible "
+        f"landmarks, {100 * summary['visible_vertex_fraction']:.1f}% of vertices visible, "
+        f"fit {summary['timings_s']['total']:.1f} s"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -90,6 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--quick", action="store_true", help="few renders/samples (for tests)")
     build.add_argument("--quiet", action="store_true", help="no progress output")
     build.set_defaults(run=_cmd_build_model)
+
+    fit = commands.add_parser("fit", help="fit a 3D face to a photo (stage 1)")
+    fit.add_argument("image", type=Path, help="the photo (JPEG, PNG, ...)")
+    fit.add_argument(
+        "--mask", type=Path, help="occlusion mask image of the photo's size (white = hidden)"
+    )
+    fit.add_argument("--face-index", type=int, default=0, help="0 = the largest face (default)")
+    fit.add_argument(
+        "--iterations", type=int, help="non-rigid iterations (default: FitSettings' default)"
+    )
+    fit.add_argument("--global-only", action="store_true", help="skip the local models")
+    fit.add_argument("--out", required=True, type=Path, help="output directory")
+    fit.add_argument(
+        "--model",
+        default=str(DEFAULT_FACE_MODEL),
+        help="face model directory or Hub repo id (default: the shipped checkpoints/face_model)",
+    )
+    fit.set_defaults(run=_cmd_fit)
 
     # listed for --help; main() hands its arguments to d3dface.vae.train.main untouched
     commands.add_parser("train-vae", help="train the Mesh-VAE (options: train-vae --help)")

@@ -4,6 +4,7 @@ Each benchmark is a module here with a ``main(argv) -> int``; :data:`BENCHMARKS`
 """
 
 BENCHMARKS = {
+    "fitting": "d3dface.bench.fitting",
     "vae": "d3dface.bench.vae",
 }
 """Benchmark name -> module holding its ``main``."""

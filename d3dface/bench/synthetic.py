@@ -1,0 +1,161 @@
+"""Synthetic test faces with known shape: renders of the face model, optionally occluded.
+
+Renders come from :func:`d3dface.facemodel.landmark_embedding.render_view` (random identity,
+expression, pose, light, skin tone, background; painted lips, brows and irises so mediapipe
+finds the face). An occluder is a filled rectangle or ellipse of random colour over part of the
+face; its mask is known exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from d3dface.facemodel.landmark_embedding import (
+    SyntheticView,
+    appearance_pattern,
+    project_surface_points,
+    render_view,
+)
+from d3dface.facemodel.model import FaceModel
+from d3dface.render import rasterize, vertex_visibility
+
+__all__ = [
+    "MEDIAPIPE_68",
+    "SyntheticFace",
+    "aligned_error_mm",
+    "draw_occluder",
+    "similarity_align",
+    "synthetic_face",
+    "synthetic_pattern",
+    "truly_visible",
+]
+
+MEDIAPIPE_68 = (
+    # jaw 0-16 (mediapipe's face oval: on the silhouette, not the Multi-PIE contour)
+    *(127, 234, 93, 132, 58, 172, 136, 150, 152, 379, 365, 397, 288, 361, 323, 454, 356),
+    *(70, 63, 105, 66, 107, 336, 296, 334, 293, 300),  # brows 17-26
+    *(168, 6, 197, 4, 98, 97, 2, 326, 327),  # nose 27-35
+    *(33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380),  # eyes 36-47
+    *(61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181),  # outer lips 48-59
+    *(78, 82, 13, 312, 308, 317, 14, 87),  # inner lips 60-67
+)
+"""The mediapipe landmark nearest each Multi-PIE 68-point landmark. On the shipped model's
+template the brow, eye, nose and lip points lie within 0.4-6 mm of the ICT model's own 68
+landmarks, so the appearance pattern needs no ICT files."""
+
+_FACE_AREA_MAX_REST = 0.5
+
+
+def synthetic_pattern(model: FaceModel) -> Tensor:
+    """(V,) appearance classes (skin, lips, brows, sclera, iris, pupil) of the model."""
+    with torch.no_grad():
+        landmarks = model.landmarks(model.template[None])[0].double().numpy()
+    pattern = appearance_pattern(
+        model.template.double().numpy(), landmarks[list(MEDIAPIPE_68)], model.vertex_part.numpy()
+    )
+    return torch.from_numpy(pattern)
+
+
+@dataclass(frozen=True)
+class SyntheticFace:
+    """A render with its truth.
+
+    ``image`` (H, W, 3) uint8 (occluder drawn in), ``mask`` (H, W) bool or None, ``view`` the
+    clean render (true model-space vertices, projected vertices, z-buffer).
+    """
+
+    image: np.ndarray
+    mask: np.ndarray | None
+    view: SyntheticView
+
+
+def draw_occluder(
+    image: np.ndarray, face_box: np.ndarray, generator: torch.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paint a random rectangle or ellipse of random colour over part of a face.
+
+    Args:
+        image: (H, W, 3) uint8. face_box: (4,) x0, y0, x1, y1 of the face in pixels.
+        generator: the random stream.
+
+    Returns:
+        The painted copy (H, W, 3) uint8 and its mask (H, W) bool.
+    """
+    draws = torch.rand(8, generator=generator).numpy()
+    x0, y0, x1, y1 = face_box
+    width, height = x1 - x0, y1 - y0
+    centre = (x0 + width * (0.2 + 0.6 * draws[0]), y0 + height * (0.2 + 0.6 * draws[1]))
+    half = (width * (0.15 + 0.2 * draws[2]), height * (0.12 + 0.18 * draws[3]))
+    colour = tuple(int(c) for c in np.round(255 * draws[4:7]))
+    canvas = np.zeros(image.shape[:2], np.uint8)
+    if draws[7] < 0.5:
+        corner0 = (round(centre[0] - half[0]), round(centre[1] - half[1]))
+        corner1 = (round(centre[0] + half[0]), round(centre[1] + half[1]))
+        cv2.rectangle(canvas, corner0, corner1, 255, thickness=-1)
+    else:
+        axes = (round(half[0]), round(half[1]))
+        cv2.ellipse(canvas, (round(centre[0]), round(centre[1])), axes, 0, 0, 360, 255, -1)
+    mask = canvas > 0
+    painted = image.copy()
+    painted[mask] = colour
+    return painted, mask
+
+
+def synthetic_face(
+    model: FaceModel, pattern: Tensor, seed: int, occluded: bool = False
+) -> SyntheticFace:
+    """One random render of the model (and an occluder when ``occluded``), from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    view = render_view(model, pattern, generator)
+    if not occluded:
+        return SyntheticFace(view.image, None, view)
+    points = project_surface_points(
+        view.screen, model.faces, model.landmark_faces, model.landmark_bary
+    ).numpy()
+    box = np.concatenate([points.min(axis=0), points.max(axis=0)])
+    image, mask = draw_occluder(view.image, box, generator)
+    return SyntheticFace(image, mask, view)
+
+
+def truly_visible(model: FaceModel, face: SyntheticFace) -> np.ndarray:
+    """(V,) bool: facial vertices the render shows (in front, facing) and no occluder hides."""
+    screen = face.view.screen[None]
+    height, width = face.image.shape[:2]
+    fragments = rasterize(screen, model.faces, (height, width))
+    seen = vertex_visibility(screen, model.faces, fragments)[0].numpy()
+    facial = (model.region_weights[model.region_index("rest")] < _FACE_AREA_MAX_REST).numpy()
+    visible = seen & facial
+    if face.mask is not None:
+        u, v = face.view.screen[:, :2].numpy().T
+        cols = np.clip(np.floor(u).astype(np.int64), 0, width - 1)
+        rows = np.clip(np.floor(v).astype(np.int64), 0, height - 1)
+        visible &= ~face.mask[rows, cols]
+    return visible
+
+
+def similarity_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``source`` (N, 3) moved by the least-squares similarity (rotation, scale, shift) onto
+    ``target`` (N, 3) (Umeyama's closed form)."""
+    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
+    a, b = source - source_mean, target - target_mean
+    u, singular, vt = np.linalg.svd(b.T @ a)
+    sign = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rotation = u @ sign @ vt
+    scale = float(np.trace(np.diag(singular) @ sign) / (a**2).sum())
+    return scale * a @ rotation.T + target_mean
+
+
+def aligned_error_mm(fitted: np.ndarray, true: np.ndarray, where: np.ndarray) -> float:
+    """RMS vertex distance in mm over ``where`` after similarity-aligning fitted to true there.
+
+    ``fitted``, ``true`` (V, 3) metres; ``where`` (V,) bool. The distance of the project's
+    metrics: ``||A_W - B_W||_F / sqrt(|W|)``.
+    """
+    aligned = similarity_align(fitted[where].astype(np.float64), true[where].astype(np.float64))
+    difference = aligned - true[where]
+    return float(1000.0 * np.sqrt((difference**2).sum(axis=1).mean()))

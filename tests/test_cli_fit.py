@@ -1,0 +1,97 @@
+"""``python -m d3dface fit`` on a real photo, its error exits, and the fitting benchmark."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import trimesh
+from PIL import Image
+
+from d3dface.bench.__main__ import main as bench_main
+from d3dface.cli import main
+from d3dface.facemodel.model import FaceModel
+from d3dface.imageio import load_image
+from d3dface.perception.landmarks import detect_face
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_IMAGES = Path(__file__).parents[1].parent / "shared" / "test_images"
+FIT_KEYS = {
+    "landmark_error_px",
+    "landmark_error_median_px",
+    "visible_landmarks",
+    "visible_vertex_fraction",
+    "vertex_classes",
+    "timings_s",
+    "files",
+}
+
+
+@pytest.fixture(scope="module")
+def obama() -> Path:
+    path = TEST_IMAGES / "obama.jpg"
+    if not path.is_file():
+        pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
+    return path
+
+
+def _mouth_mask(photo: Path, out: Path) -> Path:
+    """A white ellipse over the mouth of the photo's face, saved as a PNG mask."""
+    image = load_image(photo)
+    mouth = detect_face(image).points[[61, 291, 0, 17]]  # mouth corners, lip middles
+    centre = np.round(mouth.mean(axis=0)).astype(int)
+    axes = np.round([0.8 * np.ptp(mouth[:, 0]), 1.3 * np.ptp(mouth[:, 1])]).astype(int)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.ellipse(mask, tuple(centre.tolist()), tuple(axes.tolist()), 0, 0, 360, 255, -1)
+    Image.fromarray(mask).save(out)
+    return out
+
+
+def test_fit_writes_mesh_overlay_and_numbers(obama: Path, tmp_path: Path) -> None:
+    mask = _mouth_mask(obama, tmp_path / "mask.png")
+    out = tmp_path / "fit"
+    status = main(["fit", str(obama), "--mask", str(mask), "--iterations", "20", "--out", str(out)])
+    assert status == 0
+    for name in ("fit.ply", "fit.glb", "overlay.png", "fit.json"):
+        assert (out / name).is_file(), name
+    model = FaceModel.from_pretrained(ROOT / "checkpoints" / "face_model")
+    mesh = trimesh.load(out / "fit.ply", process=False)
+    assert len(mesh.vertices) == model.n_vertices
+    scene = trimesh.load(out / "fit.glb", process=False)
+    assert sum(len(g.vertices) for g in scene.geometry.values()) == model.n_vertices
+    summary = json.loads((out / "fit.json").read_text())
+    assert set(summary) >= FIT_KEYS
+    assert summary["vertex_classes"]["occluded"] > 0
+    assert 0.0 < summary["visible_vertex_fraction"] < 1.0
+    assert summary["landmark_error_px"] < 10.0
+    with Image.open(out / "overlay.png") as overlay, Image.open(obama) as photo:
+        assert overlay.size == photo.size
+
+
+def test_fit_bad_inputs_exit_2_with_one_clear_line(
+    obama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a photo")
+    assert main(["fit", str(text), "--out", str(tmp_path / "a")]) == 2
+    assert "is not an image file" in capsys.readouterr().err
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((40, 30), np.uint8)).save(small)
+    assert main(["fit", str(obama), "--mask", str(small), "--out", str(tmp_path / "b")]) == 2
+    error = capsys.readouterr().err
+    assert "mask is 30x40 pixels but the photo is" in error
+    assert error.count("\n") == 1
+
+
+def test_quick_fitting_benchmark_writes_both_files(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    assert (
+        bench_main(["fitting", "--quick", "--iterations", "10", "--quiet", "--out", str(out)]) == 0
+    )
+    results = json.loads((out / "fitting.json").read_text())
+    assert results["faces"] == 2 and len(results["records"]) == 2
+    assert "global+local + photometric" in results["summary"]
+    assert "| variant |" in (out / "fitting.md").read_text()
