@@ -3,8 +3,19 @@
 Each benchmark is a module here with a ``main(argv) -> int``; :data:`BENCHMARKS` names them.
 """
 
+import json
+from pathlib import Path
+
 BENCHMARKS = {
     "fitting": "d3dface.bench.fitting",
     "vae": "d3dface.bench.vae",
 }
 """Benchmark name -> module holding its ``main``."""
+
+
+def write_results(out_dir: Path, name: str, results: dict, report: str) -> None:
+    """Write ``<name>.json`` (the figures) and ``<name>.md`` (the report) and print the report."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / f"{name}.md").write_text(report)
+    print(report)

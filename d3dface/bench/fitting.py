@@ -18,7 +18,6 @@ detection included.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from d3dface.bench import write_results
 from d3dface.bench.synthetic import (
     SyntheticFace,
     aligned_error_mm,
@@ -189,11 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         n_faces, iterations = 2, iterations or QUICK_ITERATIONS
     results = run(model, n_faces, iterations, progress=not args.quiet)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "fitting.json").write_text(json.dumps(results, indent=2) + "\n")
-    report = to_markdown(results)
-    (args.out / "fitting.md").write_text(report)
-    print(report)
+    write_results(args.out, "fitting", results, to_markdown(results))
     return 0
 
 

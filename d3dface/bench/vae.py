@@ -18,7 +18,6 @@ training data.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from d3dface.bench import write_results
 from d3dface.facemodel.model import FaceModel
 from d3dface.hub import CHECKPOINTS_DIR
 from d3dface.vae.data import DataConfig, FaceMeshSampler, seeded_generator
@@ -181,9 +181,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n_test, n_fit = (16, 800) if args.quick else (256, 2000)
     results = run(args.vae, args.face_model, n_test, n_fit, args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "vae.json").write_text(json.dumps(results, indent=2) + "\n")
-    report = to_markdown(results)
-    (args.out / "vae.md").write_text(report)
-    print(report)
+    write_results(args.out, "vae", results, to_markdown(results))
     return 0
