@@ -1,3 +1,23 @@
-"""d3dface: diverse 3D face reconstructions from one partly hidden face photo."""
+"""d3dface: diverse 3D face reconstructions from one partly hidden face photo.
+
+``from d3dface import Diverse3DFace`` gives the whole pipeline (imported on first use, so
+that ``import d3dface`` stays light).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+__all__ = ["Diverse3DFace", "FaceResult", "__version__"]
+
+if TYPE_CHECKING:
+    from d3dface.pipeline import Diverse3DFace, FaceResult
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Diverse3DFace", "FaceResult"):
+        from d3dface import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'd3dface' has no attribute {name!r}")

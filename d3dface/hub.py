@@ -108,6 +108,15 @@ def save_weights(
 
 
 def read_config(directory: Path, kind: str) -> dict[str, Any]:
+    """Parse and check ``config.json``: present, valid JSON, right ``kind`` and version, and
+    a non-empty ``weights`` table."""
+    config = read_plain_config(directory, kind)
+    if not isinstance(config.get("weights"), dict) or not config["weights"]:
+        raise WeightsError(f"'{directory / CONFIG_NAME}' lists no weight files")
+    return config
+
+
+def read_plain_config(directory: Path, kind: str) -> dict[str, Any]:
     """Parse and check ``config.json``: present, valid JSON, right ``kind`` and version."""
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
@@ -128,8 +137,6 @@ def read_config(directory: Path, kind: str) -> dict[str, Any]:
             f"'{directory}' has format version {version}; this d3dface reads version "
             f"{FORMAT_VERSION}: rebuild or re-download the weights with a matching d3dface"
         )
-    if not isinstance(config.get("weights"), dict) or not config["weights"]:
-        raise WeightsError(f"'{config_path}' lists no weight files")
     return config
 
 

@@ -1,0 +1,277 @@
+"""The whole method in one call: photo -> fitted face -> N diverse completions.
+
+>>> from d3dface import Diverse3DFace
+>>> pipe = Diverse3DFace.from_pretrained()            # the shipped weights (or a Hub repo id)
+>>> result = pipe("photo.jpg", n=8, k=0.5, n_sigma=3, seed=0)
+>>> result.samples.shape                              # (8, V, 3) metres
+>>> result.save("out/")                               # meshes, pictures, metrics.json
+
+Stages (each reported to ``progress``): face and landmark detection, occlusion mask (the
+user's, or found automatically by :mod:`d3dface.perception.occlusion`), stage-1 fitting
+(:mod:`d3dface.fitting`) and stage-2 diversity (:mod:`d3dface.diversity`) in the Mesh-VAE's
+latent space.
+
+A pipeline directory holds ``config.json`` (kind ``d3dface.pipeline``) naming the folders of
+its two models, e.g. ``{"face_model": "face_model", "mesh_vae": "mesh_vae_lite"}``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from d3dface.diversity import (
+    CompletionTarget,
+    DiversitySettings,
+    diversify,
+    facial_vertices,
+    interpolate,
+)
+from d3dface.facemodel.model import FaceModel
+from d3dface.figures import vertex_spread_mm
+from d3dface.fitting import FitResult, FitSettings, fit_face
+from d3dface.hub import CHECKPOINTS_DIR, WeightsError, read_plain_config, resolve_model_dir
+from d3dface.imageio import ImageSource, load_image
+from d3dface.latent_spaces import VAESpace
+from d3dface.metrics import diversity_metrics
+from d3dface.perception.landmarks import LandmarkDetector, detect_face
+from d3dface.perception.occlusion_mask import check_mask
+from d3dface.vae.model import MeshVAE
+
+__all__ = ["PIPELINE_KIND", "Diverse3DFace", "FaceResult", "ProgressCallback"]
+
+PIPELINE_KIND = "d3dface.pipeline"
+
+ProgressCallback = Callable[[float, str], Any]
+"""``progress(fraction in [0, 1], description)``; a ``gradio.Progress`` fits."""
+
+_STAGE_SHARE = {"detect": 0.05, "mask": 0.1, "fit": 0.45, "diversity": 1.0}
+"""Fraction of the run done when each stage ends (for progress reports)."""
+
+
+@dataclass(frozen=True, eq=False)
+class FaceResult:
+    """Everything one run produced.
+
+    Attributes:
+        photo: (H, W, 3) uint8 RGB, the photo as loaded (EXIF rotation applied).
+        mask: (H, W) bool, True where the face is hidden. mask_source: ``"user"``,
+            ``"none"`` (no occlusion assumed) or the automatic method's name.
+        fit: the stage-1 fit (its ``visibility`` classes the vertices).
+        target: the vertex sets and view stage 2 used.
+        samples: (N, V, 3) the completions, model space, metres.
+        codes: (N, D) their latent codes.
+        spread_mm: (V,) per-vertex spread of the samples (RMS distance to their mean), mm.
+        metrics: ASD-V, ASD-O (mm) and their ratio (empty for N = 1).
+        timings: seconds per stage and ``total``.
+        settings: the diversity settings used.
+        faces: (F, 3) the mesh's triangles. facial: (V,) bool, the face's skin vertices.
+        space: the latent space of the codes (decodes interpolations).
+    """
+
+    photo: np.ndarray
+    mask: np.ndarray
+    mask_source: str
+    fit: FitResult
+    target: CompletionTarget
+    samples: Tensor
+    codes: Tensor
+    spread_mm: Tensor
+    metrics: dict[str, float]
+    timings: dict[str, float]
+    settings: DiversitySettings
+    faces: Tensor
+    facial: Tensor
+    space: VAESpace = field(repr=False)
+
+    @property
+    def n_samples(self) -> int:
+        return self.samples.shape[0]
+
+    def interpolate(self, first: int, second: int, alpha: float) -> Tensor:
+        """The mesh between samples ``first`` (alpha = 1) and ``second`` (alpha = 0), (V, 3)."""
+        for index in (first, second):
+            if not 0 <= index < self.n_samples:
+                raise ValueError(f"sample {index} does not exist; there are {self.n_samples}")
+        return interpolate(self.space, self.codes[first], self.codes[second], alpha)
+
+    def save(self, out_dir: str | Path, formats: tuple[str, ...] = ("glb", "ply")) -> list[Path]:
+        """Write the result's files (see :func:`d3dface.result_files.write_result`)."""
+        from d3dface.result_files import write_result
+
+        return write_result(self, out_dir, formats)
+
+
+class Diverse3DFace:
+    """Photo -> N diverse 3D completions of the face (Diverse3DFace).
+
+    Args:
+        face_model: the global + local face model (with regions and landmark embedding).
+        vae: the Mesh-VAE trained on that model's topology.
+        fit_settings: stage-1 settings (default :class:`~d3dface.fitting.FitSettings`).
+        detector: a landmark detector to reuse (default: the shared one).
+    """
+
+    def __init__(
+        self,
+        face_model: FaceModel,
+        vae: MeshVAE,
+        fit_settings: FitSettings | None = None,
+        detector: LandmarkDetector | None = None,
+    ) -> None:
+        if vae.n_vertices != face_model.n_vertices:
+            raise WeightsError(
+                f"the Mesh-VAE has {vae.n_vertices} vertices but the face model has "
+                f"{face_model.n_vertices}; they must share one topology"
+            )
+        self.face_model = face_model.eval()
+        self.vae = vae.eval().requires_grad_(False)
+        self.fit_settings = fit_settings or FitSettings()
+        self.detector = detector
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_repo: str | Path = CHECKPOINTS_DIR,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        token: str | None = None,
+        vae: str | None = None,
+    ) -> Diverse3DFace:
+        """Load a pipeline directory (default: the shipped ``checkpoints/``) or Hub repo id.
+
+        ``vae`` names another Mesh-VAE folder of the same directory (e.g. ``mesh_vae_paper``).
+        Raises WeightsError when the directory or a model in it is missing or unusable.
+        """
+        directory = resolve_model_dir(path_or_repo, revision, cache_dir, token)
+        config = read_plain_config(directory, PIPELINE_KIND)
+        names = {"face_model": config.get("face_model"), "mesh_vae": vae or config.get("mesh_vae")}
+        for role, name in names.items():
+            if not isinstance(name, str) or not (directory / name).is_dir():
+                raise WeightsError(f"'{directory}' has no {role} folder '{name}'")
+        return cls(
+            FaceModel.from_pretrained(directory / names["face_model"]),
+            MeshVAE.from_pretrained(directory / names["mesh_vae"]),
+        )
+
+    def __call__(
+        self,
+        image: ImageSource,
+        mask: np.ndarray | str | Path | None = None,
+        n: int = 8,
+        k: float = 0.5,
+        n_sigma: float = 3.0,
+        seed: int = 0,
+        iterations: int | None = None,
+        fit_iterations: int | None = None,
+        face_index: int = 0,
+        mask_method: str = "auto",
+        progress: ProgressCallback | None = None,
+    ) -> FaceResult:
+        """Reconstruct one face of a photo as ``n`` diverse completions.
+
+        Args:
+            image: a path, bytes, PIL image or (H, W[, C]) array (see
+                :func:`d3dface.imageio.load_image`).
+            mask: the occlusion mask, (H, W) array (nonzero = hidden) or an image file of
+                the photo's size (white = hidden); None finds it automatically.
+            n: number of completions (1-64). k, n_sigma: DPP settings (see
+                :class:`~d3dface.diversity.DiversitySettings`). seed: seeds every random step.
+            iterations: diversity iterations (default: DiversitySettings').
+            fit_iterations: stage-1 iterations (default: the pipeline's fit settings').
+            face_index: which face (0 = the largest).
+            mask_method: the automatic segmentation's method when ``mask`` is None
+                (``"auto"``, ``"model"``, ``"facexlib"``, or ``"none"`` to assume nothing hidden).
+            progress: called with (fraction, stage description) as stages start.
+
+        Raises:
+            ImageError / NoFaceError (ValueError): bad image, no face; ValueError: bad
+            settings or mask.
+        """
+        settings = DiversitySettings(n_samples=n, k=k, n_sigma=n_sigma, seed=seed)
+        if iterations is not None:
+            settings = replace(settings, iterations=iterations)
+        report = progress or (lambda fraction, text: None)
+        timings: dict[str, float] = {}
+        start = clock = time.perf_counter()
+
+        report(0.0, "detecting the face")
+        photo = load_image(image)
+        user_mask = self._user_mask(mask, photo)
+        landmarks = detect_face(photo, face_index, self.detector)
+        timings["detect"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        report(_STAGE_SHARE["detect"], "finding the occluded part")
+        occlusion, source = self._occlusion(photo, user_mask, landmarks, mask_method)
+        timings["mask"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        report(_STAGE_SHARE["mask"], "fitting the 3D face to the visible part")
+        fit_settings = self.fit_settings
+        if fit_iterations is not None:
+            fit_settings = replace(fit_settings, iterations=fit_iterations)
+        fit = fit_face(photo, self.face_model, occlusion, landmarks, settings=fit_settings)
+        timings["fit"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        report(_STAGE_SHARE["fit"], f"generating {n} diverse completions")
+        target = CompletionTarget.from_fit(fit, self.face_model, settings.photometric_size)
+        space = VAESpace(self.vae, target.fitted, target.occluded)
+        completions = diversify(space, target, self.face_model.faces, settings)
+        timings["diversity"] = time.perf_counter() - clock
+        timings["total"] = time.perf_counter() - start
+        report(1.0, "done")
+
+        samples = completions.vertices
+        metrics: dict[str, float] = {}
+        if n > 1 and bool(target.visible.any()) and bool(target.occluded.any()):
+            metrics = diversity_metrics(samples, target.visible, target.occluded)
+        return FaceResult(
+            photo=photo,
+            mask=occlusion,
+            mask_source=source,
+            fit=fit,
+            target=target,
+            samples=samples,
+            codes=completions.codes,
+            spread_mm=vertex_spread_mm(samples),
+            metrics=metrics,
+            timings={name: round(seconds, 3) for name, seconds in timings.items()},
+            settings=settings,
+            faces=self.face_model.faces,
+            facial=facial_vertices(self.face_model),
+            space=space,
+        )
+
+    @staticmethod
+    def _user_mask(mask: np.ndarray | str | Path | None, photo: np.ndarray) -> np.ndarray | None:
+        """The user's mask as (H, W) bool, or None."""
+        if mask is None:
+            return None
+        if isinstance(mask, str | Path):
+            from d3dface.perception.occlusion_mask import load_mask
+
+            return load_mask(mask, photo.shape)
+        return check_mask(np.asarray(mask), photo.shape)
+
+    def _occlusion(
+        self, photo: np.ndarray, user_mask: np.ndarray | None, landmarks: Any, method: str
+    ) -> tuple[np.ndarray, str]:
+        """The occlusion mask (H, W) bool and where it came from."""
+        if user_mask is not None:
+            return user_mask, "user"
+        if method == "none":
+            return np.zeros(photo.shape[:2], bool), "none"
+        from d3dface.perception.occlusion import segment_occlusion
+
+        found = segment_occlusion(
+            photo, self.face_model, landmarks=landmarks, method=method, detector=self.detector
+        )
+        return found.mask, found.source

@@ -1,0 +1,116 @@
+"""Files of one reconstruction: meshes of every sample, pictures and ``metrics.json``.
+
+Written into one folder:
+
+- ``sample_XX.glb`` / ``.ply`` / ``.obj`` (the formats asked for): each completion, model
+  space, metres, +y up, coloured with the fit's albedo;
+- ``fit.ply``: the stage-1 mesh, coloured by visibility (grey visible, red occluded,
+  blue-grey self-hidden);
+- ``spread.glb``: the samples' mean mesh coloured by per-vertex spread;
+- ``mask.png`` (white = hidden, photo size), ``overlay.png`` (the fit over the photo),
+  ``grid.png`` (shaded renders of every sample), ``spread.png`` (the spread heat map);
+- ``metrics.json``: ASD-V, ASD-O, ratio, timings, settings, vertex counts, file list.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+from torch import Tensor
+
+from d3dface.figures import head_part, heat_colours, sample_grid, spread_image
+from d3dface.meshio import MESH_FORMATS, export_mesh
+from d3dface.overlay import draw_overlay
+from d3dface.visibility import VISIBILITY_NAMES, visibility_colours
+
+if TYPE_CHECKING:
+    from d3dface.pipeline import FaceResult
+
+__all__ = ["result_summary", "write_result"]
+
+
+def result_summary(result: FaceResult) -> dict:
+    """JSON-ready figures of a result: metrics, timings, settings, vertex classes."""
+    classes = np.bincount(result.fit.visibility, minlength=len(VISIBILITY_NAMES))
+    return {
+        "metrics": {name: round(value, 4) for name, value in result.metrics.items()},
+        "timings_s": result.timings,
+        "settings": asdict(result.settings),
+        "mask_source": result.mask_source,
+        "occluded_pixel_fraction": round(float(result.mask.mean()), 4),
+        "vertex_classes": {
+            name: int(count) for name, count in zip(VISIBILITY_NAMES, classes, strict=True)
+        },
+        "spread_mm": {
+            "max": round(float(result.spread_mm.max()), 4),
+            "mean_occluded": _mean_over(result.spread_mm, result.target.occluded),
+            "mean_visible": _mean_over(result.spread_mm, result.target.visible),
+        },
+        "landmark_error_px": round(result.fit.landmark_error_px, 3),
+        "meshes": "model space, metres, +y up, +z out of the face",
+    }
+
+
+def _mean_over(values: Tensor, where: Tensor) -> float | None:
+    """Mean of a (V,) tensor over a (V,) bool tensor, rounded; None when empty."""
+    return round(float(values[where].mean()), 4) if bool(where.any()) else None
+
+
+def write_result(
+    result: FaceResult, out_dir: str | Path, formats: tuple[str, ...] = ("glb", "ply")
+) -> list[Path]:
+    """Write every file of ``result`` into ``out_dir`` (created); returns the paths."""
+    suffixes = [f".{name.lower().lstrip('.')}" for name in formats]
+    unknown = [suffix for suffix in suffixes if suffix not in MESH_FORMATS]
+    if unknown:
+        raise ValueError(f"unknown mesh format(s) {unknown}; choose from {MESH_FORMATS}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    faces = result.faces.numpy()
+    albedo = np.clip(result.fit.albedo.numpy(), 0.0, 1.0)
+    paths = [
+        export_mesh(out_dir / f"sample_{index:02d}{suffix}", vertices, faces, albedo)
+        for index, vertices in enumerate(result.samples.numpy())
+        for suffix in suffixes
+    ]
+    paths.append(
+        export_mesh(
+            out_dir / "fit.ply",
+            result.fit.vertices.numpy(),
+            faces,
+            visibility_colours(result.fit.visibility),
+        )
+    )
+    spread = result.spread_mm.numpy()
+    vmax = max(float(np.percentile(spread, 99)), 0.1)
+    paths.append(
+        export_mesh(
+            out_dir / "spread.glb",
+            result.samples.mean(0).numpy(),
+            faces,
+            heat_colours(spread, vmax),
+        )
+    )
+    keep, head_faces = head_part(result.samples[0], result.faces, result.facial)
+    heads = result.samples[:, keep]
+    pictures = {
+        "mask.png": (result.mask.astype(np.uint8) * 255),
+        "overlay.png": draw_overlay(result.photo, result.fit, result.faces),
+        "grid.png": sample_grid(heads, head_faces),
+        "spread.png": spread_image(heads.mean(0), result.spread_mm[keep], head_faces),
+    }
+    for name, picture in pictures.items():
+        path = out_dir / name
+        Image.fromarray(picture).save(path)
+        paths.append(path)
+    summary = {**result_summary(result), "files": [path.name for path in paths]}
+    summary["files"].append("metrics.json")
+    metrics_path = out_dir / "metrics.json"
+    metrics_path.write_text(json.dumps(summary, indent=2) + "\n")
+    paths.append(metrics_path)
+    return paths

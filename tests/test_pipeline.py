@@ -1,0 +1,146 @@
+"""The whole pipeline on a real photo, its files, and ``python -m d3dface reconstruct``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from PIL import Image
+
+from d3dface import Diverse3DFace
+from d3dface.cli import main
+from d3dface.fitting import FitSettings
+from d3dface.hub import WeightsError
+from d3dface.imageio import load_image
+from d3dface.perception.landmarks import detect_face
+
+TEST_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "test_images"
+FAST = {"iterations": 8, "fit_iterations": 30}
+
+
+@pytest.fixture(scope="module")
+def masked_photo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """obama.jpg with a blue face mask drawn from below the nose to the chin, and its mask."""
+    source = TEST_IMAGES / "obama.jpg"
+    if not source.is_file():
+        pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
+    photo = load_image(source)
+    points = detect_face(photo).points
+    top, bottom = int(points[2, 1]), int(points[152, 1] + 10)
+    left, right = int(points[234, 0]), int(points[454, 0])
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[top:bottom, left:right] = 255
+    photo = photo.copy()
+    photo[mask > 0] = (70, 110, 190)
+    folder = tmp_path_factory.mktemp("masked")
+    Image.fromarray(photo).save(folder / "obama_mask.png")
+    Image.fromarray(mask).save(folder / "obama_mask.mask.png")
+    return folder / "obama_mask.png", folder / "obama_mask.mask.png"
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Diverse3DFace:
+    return Diverse3DFace.from_pretrained()
+
+
+def test_pipeline_reconstructs_a_masked_photo(
+    pipeline: Diverse3DFace, masked_photo: tuple[Path, Path], tmp_path: Path
+) -> None:
+    photo, mask = masked_photo
+    stages: list[str] = []
+    result = pipeline(
+        photo, mask=mask, n=3, seed=1, progress=lambda f, text: stages.append(text), **FAST
+    )
+    n_vertices = pipeline.face_model.n_vertices
+    assert result.samples.shape == (3, n_vertices, 3)
+    assert result.mask_source == "user" and result.mask.shape == result.photo.shape[:2]
+    assert result.spread_mm.shape == (n_vertices,)
+    assert set(result.metrics) == {"asd_v_mm", "asd_o_mm", "asd_ratio"}
+    assert result.metrics["asd_o_mm"] > result.metrics["asd_v_mm"]
+    assert set(result.timings) == {"detect", "mask", "fit", "diversity", "total"}
+    assert stages[0] == "detecting the face" and stages[-1] == "done"
+    # the spread is larger where the face was hidden
+    spread = result.spread_mm
+    assert float(spread[result.target.occluded].mean()) > 2 * float(
+        spread[result.target.visible].mean()
+    )
+    between = result.interpolate(0, 2, 0.5)
+    assert between.shape == (n_vertices, 3)
+    with pytest.raises(ValueError, match="sample 5"):
+        result.interpolate(0, 5, 0.5)
+
+    paths = result.save(tmp_path, formats=("glb", "obj"))
+    names = {path.name for path in paths}
+    assert {"sample_00.glb", "sample_02.obj", "fit.ply", "spread.glb", "mask.png"} <= names
+    assert {"overlay.png", "grid.png", "spread.png", "metrics.json"} <= names
+    mesh = trimesh.load(tmp_path / "sample_01.glb", force="mesh")
+    assert len(mesh.vertices) == n_vertices
+    assert np.allclose(mesh.vertices, result.samples[1].numpy(), atol=1e-6)
+    summary = json.loads((tmp_path / "metrics.json").read_text())
+    assert summary["metrics"]["asd_ratio"] == pytest.approx(result.metrics["asd_ratio"], 1e-3)
+    assert summary["settings"]["n_samples"] == 3
+    grid = np.asarray(Image.open(tmp_path / "grid.png"))
+    assert grid.ndim == 3 and grid.std() > 10  # renders, not a blank page
+
+    again = pipeline(photo, mask=mask, n=3, seed=1, **FAST)
+    assert torch.equal(again.samples, result.samples)  # deterministic on CPU
+
+
+def test_pipeline_refuses_a_mask_of_another_size(
+    pipeline: Diverse3DFace, masked_photo: tuple[Path, Path]
+) -> None:
+    photo, _ = masked_photo
+    with pytest.raises(ValueError, match="same photo at its full size"):
+        pipeline(photo, mask=np.zeros((10, 10), bool), n=2, **FAST)
+
+
+def test_pipeline_directory_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match=r"has no config\.json"):
+        Diverse3DFace.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(
+        json.dumps({"format_version": 1, "kind": "d3dface.pipeline", "face_model": "x"})
+    )
+    with pytest.raises(WeightsError, match="face_model folder 'x'"):
+        Diverse3DFace.from_pretrained(tmp_path)
+
+
+def test_reconstruct_cli_skips_a_bad_file_and_runs_the_rest(
+    masked_photo: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo, mask = masked_photo
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    (photos / "obama_mask.png").write_bytes(photo.read_bytes())
+    (masks / "obama_mask.png").write_bytes(mask.read_bytes())
+    (photos / "notes.txt").write_text("not a photo")
+    out = tmp_path / "out"
+    args = ["reconstruct", str(photos), "--mask", str(masks), "-n", "2", "--quiet"]
+    args += ["--iterations", "5", "--fit-iterations", "20", "--out", str(out)]
+    assert main(args) == 1  # one file failed
+    captured = capsys.readouterr()
+    assert "notes.txt" in captured.err and "not an image" in captured.err
+    assert "ASD-V" in captured.out
+    folder = out / "obama_mask"
+    assert (folder / "sample_01.glb").is_file() and (folder / "grid.png").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["done"]) == 1 and len(summary["failed"]) == 1
+
+
+def test_reconstruct_cli_reports_a_missing_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["reconstruct", str(tmp_path / "nope.jpg"), "--out", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_fit_settings_reach_the_fit(masked_photo: tuple[Path, Path]) -> None:
+    photo, mask = masked_photo
+    quick = Diverse3DFace.from_pretrained()
+    quick.fit_settings = FitSettings(iterations=10, use_photometric=False)
+    result = quick(photo, mask=mask, n=2, iterations=2)
+    assert result.fit.settings.iterations == 10
