@@ -6,6 +6,7 @@ Commands:
     fit           fit a 3D face to a photo (stage 1): mesh, overlay and numbers
     train-vae     train the Mesh-VAE (see ``python -m d3dface train-vae --help``)
     reconstruct   photo(s) -> N diverse 3D completions, pictures and metrics (the whole method)
+    push-to-hub   upload the weights, configs and model card to a Hugging Face Hub repo
 """
 
 from __future__ import annotations
@@ -132,6 +133,20 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     return 1 if summary["failed"] else 0
 
 
+def _cmd_push_to_hub(args: argparse.Namespace) -> int:
+    from d3dface.hub import push_to_hub
+
+    url = push_to_hub(
+        args.repo_id,
+        source=args.source,
+        model_card=args.model_card,
+        token=args.token,
+        private=args.private,
+    )
+    print(f"uploaded {args.source} to {args.repo_id}: {url}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -192,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="DPP quality threshold: larger = more diverse, less typical (default 3)",
     )
     recon.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    recon.add_argument("--iterations", type=int, help="diversity iterations (default: 300)")
+    recon.add_argument("--iterations", type=int, help="diversity iterations (default: 100)")
     recon.add_argument(
         "--fit-iterations", type=int, help="stage-1 fitting iterations (default: 200)"
     )
@@ -214,6 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="pipeline directory or Hub repo id (default: the shipped checkpoints/)",
     )
     recon.set_defaults(run=_cmd_reconstruct)
+
+    push = commands.add_parser(
+        "push-to-hub", help="upload the weights, configs and model card to a Hub repo"
+    )
+    push.add_argument("--repo-id", required=True, help="the Hub repo, 'owner/name'")
+    push.add_argument(
+        "--source",
+        type=Path,
+        default=CHECKPOINTS_DIR,
+        help="pipeline directory to upload (default: the shipped checkpoints/)",
+    )
+    push.add_argument("--model-card", type=Path, help="model card (default: model_card.md)")
+    push.add_argument("--token", help="Hub token (default: the logged-in user's)")
+    push.add_argument("--private", action="store_true", help="create the repo as private")
+    push.set_defaults(run=_cmd_push_to_hub)
 
     # listed for --help; main() hands its arguments to d3dface.vae.train.main untouched
     commands.add_parser("train-vae", help="train the Mesh-VAE (options: train-vae --help)")

@@ -62,7 +62,11 @@ def resolve_model_dir(
             "build the default model with `python -m d3dface build-model` or give a repo id"
         )
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+    )
 
     try:
         snapshot = snapshot_download(
@@ -79,6 +83,11 @@ def resolve_model_dir(
         ) from err
     except HFValidationError as err:
         raise WeightsError(f"'{text}' is not a valid Hub repo id: {err}") from err
+    except (HfHubHTTPError, OSError) as err:
+        raise WeightsError(
+            f"could not download '{text}' from the Hub: {err} (check the repo id, the "
+            "revision, your token for a private repo, and the network)"
+        ) from err
     directory = Path(snapshot) / subfolder if subfolder else Path(snapshot)
     if not directory.is_dir():
         raise WeightsError(f"Hub repo '{text}' has no folder '{subfolder}'")
@@ -116,8 +125,9 @@ def read_config(directory: Path, kind: str) -> dict[str, Any]:
     return config
 
 
-def read_plain_config(directory: Path, kind: str) -> dict[str, Any]:
-    """Parse and check ``config.json``: present, valid JSON, right ``kind`` and version."""
+def read_plain_config(directory: Path, kind: str | None) -> dict[str, Any]:
+    """Parse and check ``config.json``: present, valid JSON, right ``kind`` (any d3dface
+    kind when None) and version."""
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
         raise WeightsError(f"'{directory}' has no {CONFIG_NAME}; it is not a saved d3dface model")
@@ -127,10 +137,12 @@ def read_plain_config(directory: Path, kind: str) -> dict[str, Any]:
         raise WeightsError(f"'{config_path}' is not valid JSON: {err}") from err
     if not isinstance(config, dict):
         raise WeightsError(f"'{config_path}' must hold a JSON object")
-    if config.get("kind") != kind:
-        raise WeightsError(
-            f"'{directory}' holds a '{config.get('kind')}' model, not a '{kind}' model"
-        )
+    found = config.get("kind")
+    if (kind is None and not str(found).startswith("d3dface.")) or (
+        kind is not None and found != kind
+    ):
+        wanted = "a d3dface" if kind is None else f"a '{kind}'"
+        raise WeightsError(f"'{directory}' holds a '{found}' model, not {wanted} model")
     version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise WeightsError(
@@ -167,3 +179,91 @@ def require_tensors(tensors: dict[str, torch.Tensor], names: list[str], director
     missing = [name for name in names if name not in tensors]
     if missing:
         raise WeightsError(f"'{directory}' weights lack tensors: {', '.join(missing)}")
+
+
+KIND_LOADERS = {
+    "d3dface.face_model": ("d3dface.facemodel.model", "FaceModel"),
+    "d3dface.mesh_vae": ("d3dface.vae.model", "MeshVAE"),
+    "d3dface.pipeline": ("d3dface.pipeline", "Diverse3DFace"),
+}
+"""Model kind -> (module, class) whose ``from_pretrained`` loads it."""
+
+UPLOAD_PATTERNS = ("config.json", "*.safetensors", "*/config.json", "*/*.safetensors", "*/*.json")
+"""Files of a pipeline directory that go to the Hub (weights, configs, build / training logs)."""
+
+
+def from_pretrained(
+    path_or_repo: str | Path,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    token: str | None = None,
+    subfolder: str | None = None,
+) -> Any:
+    """Load whatever d3dface model a directory or Hub repo holds: the pipeline
+    (:class:`~d3dface.pipeline.Diverse3DFace`), a face model or a Mesh-VAE, by its
+    ``config.json``'s kind. Raises WeightsError when it is missing or unusable."""
+    import importlib
+
+    directory = resolve_model_dir(path_or_repo, revision, cache_dir, token, subfolder)
+    kind = read_plain_config(directory, None)["kind"]
+    if kind not in KIND_LOADERS:
+        raise WeightsError(f"'{directory}' holds a '{kind}' model, which this d3dface cannot load")
+    module_name, class_name = KIND_LOADERS[kind]
+    model_class = getattr(importlib.import_module(module_name), class_name)
+    return model_class.from_pretrained(directory)
+
+
+def push_to_hub(
+    repo_id: str,
+    source: str | Path = CHECKPOINTS_DIR,
+    model_card: str | Path | None = None,
+    token: str | None = None,
+    private: bool = False,
+    commit_message: str = "Upload d3dface weights",
+) -> str:
+    """Upload a pipeline directory (default: the shipped ``checkpoints/``) to a Hub repo.
+
+    The directory is loaded first (every sha256 checked), then its configs, safetensors and
+    logs are uploaded with ``model_card`` (default: the project's ``model_card.md``) as the
+    repo's ``README.md``. Creates the repo when missing. Returns the commit URL.
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from d3dface.pipeline import Diverse3DFace
+
+    source = Path(source)
+    Diverse3DFace.from_pretrained(source)  # refuse to upload anything corrupt
+    card = Path(model_card) if model_card else CHECKPOINTS_DIR.parent / "model_card.md"
+    if not card.is_file():
+        raise FileNotFoundError(f"model card '{card}' does not exist")
+    api = HfApi(token=token)
+    try:
+        return _upload(api, repo_id, source, card, private, commit_message)
+    except (HfHubHTTPError, OSError) as err:
+        raise RuntimeError(
+            f"upload to '{repo_id}' failed: {err} (check the network, the token and your "
+            "rights on the repo)"
+        ) from err
+
+
+def _upload(
+    api: Any, repo_id: str, source: Path, card: Path, private: bool, commit_message: str
+) -> str:
+    """Create the repo if needed and upload ``source``'s files plus ``card`` as README.md."""
+    import shutil
+    import tempfile
+
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    with tempfile.TemporaryDirectory() as staging:
+        staged = Path(staging)
+        for pattern in UPLOAD_PATTERNS:
+            for path in source.glob(pattern):
+                target = staged / path.relative_to(source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+        shutil.copy2(card, staged / "README.md")
+        commit = api.upload_folder(
+            folder_path=staged, repo_id=repo_id, commit_message=commit_message
+        )
+    return str(getattr(commit, "commit_url", commit))

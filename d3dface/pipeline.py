@@ -17,6 +17,7 @@ its two models, e.g. ``{"face_model": "face_model", "mesh_vae": "mesh_vae_lite"}
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -36,7 +37,14 @@ from d3dface.diversity import (
 from d3dface.facemodel.model import FaceModel
 from d3dface.figures import vertex_spread_mm
 from d3dface.fitting import FitResult, FitSettings, fit_face
-from d3dface.hub import CHECKPOINTS_DIR, WeightsError, read_plain_config, resolve_model_dir
+from d3dface.hub import (
+    CHECKPOINTS_DIR,
+    CONFIG_NAME,
+    FORMAT_VERSION,
+    WeightsError,
+    read_plain_config,
+    resolve_model_dir,
+)
 from d3dface.imageio import ImageSource, load_image
 from d3dface.latent_spaces import VAESpace
 from d3dface.metrics import diversity_metrics
@@ -159,6 +167,22 @@ class Diverse3DFace:
             FaceModel.from_pretrained(directory / names["face_model"]),
             MeshVAE.from_pretrained(directory / names["mesh_vae"]),
         )
+
+    def save_pretrained(self, directory: str | Path, vae_folder: str = "mesh_vae") -> Path:
+        """Write the pipeline: ``config.json`` + ``face_model/`` + ``<vae_folder>/``, each
+        model as safetensors + config (build reports and training logs are not carried)."""
+        directory = Path(directory)
+        self.face_model.save_pretrained(directory / "face_model")
+        self.vae.save_pretrained(directory / vae_folder)
+        config = {
+            "format_version": FORMAT_VERSION,
+            "kind": PIPELINE_KIND,
+            "face_model": "face_model",
+            "mesh_vae": vae_folder,
+            "n_vertices": self.face_model.n_vertices,
+        }
+        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        return directory
 
     def __call__(
         self,

@@ -262,6 +262,11 @@ class MeshVAE(nn.Module):
         directory = resolve_model_dir(path_or_repo, **hub_kwargs)
         tensors, raw = load_weights(directory, KIND)
         require_tensors(tensors, ["template", "faces", "offset_mean", "offset_std"], directory)
+        if tensors["template"].shape[0] != raw.get("n_vertices"):
+            raise WeightsError(
+                f"'{directory}': config says {raw.get('n_vertices')} vertices but the weights "
+                f"hold {tensors['template'].shape[0]}; the files do not belong together"
+            )
         try:
             config = VAEConfig.from_dict(raw["architecture"])
             structure = MeshStructure.from_tensors(tensors, config.structure)

@@ -1,0 +1,205 @@
+"""Hub packaging: load from a directory, from a Hub-style cache offline, upload, bad files,
+and the README / model-card snippet run as written."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import huggingface_hub
+import numpy as np
+import pytest
+from huggingface_hub import constants as hub_constants
+from PIL import Image
+
+from d3dface import Diverse3DFace
+from d3dface.cli import main
+from d3dface.facemodel.model import FaceModel
+from d3dface.hub import (
+    CHECKPOINTS_DIR,
+    WeightsError,
+    from_pretrained,
+    push_to_hub,
+    sha256_of,
+)
+from d3dface.imageio import load_image
+from d3dface.perception.landmarks import detect_face
+from d3dface.vae.model import MeshVAE
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_IMAGES = ROOT.parent / "shared" / "test_images"
+REPO_ID = "d3dface/diverse3dface"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(scope="module")
+def hub_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Hugging Face cache holding the shipped checkpoints as repo ``REPO_ID`` at ``main``,
+    laid out as ``huggingface_hub`` leaves a download (refs/main -> snapshots/<commit>/)."""
+    cache = tmp_path_factory.mktemp("hf_cache")
+    repo = cache / f"models--{REPO_ID.replace('/', '--')}"
+    snapshot = repo / "snapshots" / COMMIT
+    shutil.copytree(CHECKPOINTS_DIR, snapshot)
+    shutil.copy2(ROOT / "model_card.md", snapshot / "README.md")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    return cache
+
+
+@pytest.fixture()
+def offline_cache(hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make ``hub_cache`` the default cache, offline."""
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(hub_cache))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    return hub_cache
+
+
+def test_every_model_loads_from_a_local_directory() -> None:
+    assert isinstance(from_pretrained(CHECKPOINTS_DIR), Diverse3DFace)
+    assert isinstance(from_pretrained(CHECKPOINTS_DIR / "face_model"), FaceModel)
+    assert isinstance(from_pretrained(CHECKPOINTS_DIR, subfolder="mesh_vae_lite"), MeshVAE)
+
+
+def test_hf_hub_download_and_from_pretrained_work_from_the_offline_cache(
+    offline_cache: Path,
+) -> None:
+    config = huggingface_hub.hf_hub_download(REPO_ID, "mesh_vae_lite/config.json")
+    assert Path(config).is_file() and str(offline_cache) in config
+    vae = MeshVAE.from_pretrained(Path(config).parent)
+    assert vae.latent_shape == (10, 64)
+    assert isinstance(MeshVAE.from_pretrained(REPO_ID, subfolder="mesh_vae_lite"), MeshVAE)
+    pipe = Diverse3DFace.from_pretrained(REPO_ID, revision="main")
+    assert pipe.face_model.n_vertices == pipe.vae.n_vertices == 5042
+
+
+def test_a_repo_missing_from_the_offline_cache_is_a_clear_error(offline_cache: Path) -> None:
+    with pytest.raises(WeightsError, match="not in the local Hub cache"):
+        Diverse3DFace.from_pretrained("nobody/nothing")
+
+
+def test_save_pretrained_round_trip(tmp_path: Path) -> None:
+    pipe = Diverse3DFace.from_pretrained()
+    pipe.save_pretrained(tmp_path / "copy")
+    config = json.loads((tmp_path / "copy" / "config.json").read_text())
+    assert config["kind"] == "d3dface.pipeline" and config["n_vertices"] == 5042
+    again = Diverse3DFace.from_pretrained(tmp_path / "copy")
+    for name, tensor in pipe.vae.state_dict().items():
+        assert bool((again.vae.state_dict()[name] == tensor).all()), name
+
+
+@pytest.fixture()
+def vae_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "vae"
+    shutil.copytree(CHECKPOINTS_DIR / "mesh_vae_lite", target)
+    return target
+
+
+def test_corrupt_weights_are_named(vae_copy: Path) -> None:
+    weights = vae_copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="corrupt or was changed"):
+        MeshVAE.from_pretrained(vae_copy)
+
+
+def test_truncated_weights_are_named(vae_copy: Path) -> None:
+    weights = vae_copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    config_path = vae_copy / "config.json"
+    config = json.loads(config_path.read_text())
+    config["weights"]["model.safetensors"]["sha256"] = sha256_of(weights)
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="cannot be read"):
+        MeshVAE.from_pretrained(vae_copy)
+
+
+def test_wrong_version_and_vertex_count_are_named(vae_copy: Path) -> None:
+    config_path = vae_copy / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "format_version": 99}))
+    with pytest.raises(WeightsError, match="format version 99"):
+        MeshVAE.from_pretrained(vae_copy)
+    config_path.write_text(json.dumps({**config, "n_vertices": 5023}))
+    with pytest.raises(WeightsError, match="config says 5023 vertices"):
+        MeshVAE.from_pretrained(vae_copy)
+    config_path.write_text(json.dumps({**config, "kind": "d3dface.face_model"}))
+    with pytest.raises(WeightsError, match=r"not a 'd3dface\.mesh_vae' model"):
+        MeshVAE.from_pretrained(vae_copy)
+
+
+def test_push_to_hub_uploads_weights_configs_and_the_card(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uploaded: dict[str, object] = {}
+
+    class FakeApi:
+        def __init__(self, token: str | None = None) -> None:
+            uploaded["token"] = token
+
+        def create_repo(self, repo_id: str, **kwargs: object) -> None:
+            uploaded["created"] = (repo_id, kwargs)
+
+        def upload_folder(self, folder_path: Path, repo_id: str, **kwargs: object) -> object:
+            folder = Path(folder_path)
+            uploaded["files"] = sorted(
+                str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()
+            )
+            uploaded["card"] = (folder / "README.md").read_text()
+            return SimpleNamespace(commit_url=f"https://huggingface.co/{repo_id}/commit/abc")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    assert main(["push-to-hub", "--repo-id", "me/faces", "--token", "t0k", "--private"]) == 0
+    assert "me/faces/commit/abc" in capsys.readouterr().out
+    files = set(uploaded["files"])  # type: ignore[arg-type]
+    assert {"README.md", "config.json", "face_model/model.safetensors"} <= files
+    assert {"mesh_vae_lite/config.json", "mesh_vae_lite/model.safetensors"} <= files
+    assert uploaded["token"] == "t0k" and uploaded["created"][1]["private"] is True  # type: ignore[index]
+    assert str(uploaded["card"]).startswith("---\nlicense: mit")
+
+
+def test_push_to_hub_refuses_a_corrupt_directory(tmp_path: Path) -> None:
+    shutil.copytree(CHECKPOINTS_DIR, tmp_path / "ckpt")
+    (tmp_path / "ckpt" / "mesh_vae_lite" / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(WeightsError, match="corrupt"):
+        push_to_hub("me/faces", source=tmp_path / "ckpt")
+
+
+def _snippet(path: Path) -> str:
+    """The python block after the ``<!-- snippet: load-from-hub -->`` marker of a file."""
+    text = path.read_text()
+    found = re.search(r"<!-- snippet: load-from-hub -->\s*```python\n(.*?)```", text, re.S)
+    assert found, f"{path.name} lacks the load-from-hub snippet"
+    return found.group(1)
+
+
+def test_the_readme_snippet_loads_from_a_hub_cache_and_reconstructs_a_photo(
+    offline_cache: Path, tmp_path: Path
+) -> None:
+    code = _snippet(ROOT / "README.md")
+    assert code == _snippet(ROOT / "model_card.md"), "README and model card snippets differ"
+    assert len(code.strip().splitlines()) <= 5
+    source = TEST_IMAGES / "obama.jpg"
+    if not source.is_file():
+        pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
+    photo = load_image(source).copy()
+    points = detect_face(photo).points
+    rows = slice(int(points[2, 1]), int(points[152, 1] + 10))  # nose to below the chin
+    photo[rows, int(points[234, 0]) : int(points[454, 0])] = (60, 100, 170)  # a face mask
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    fast = "n=2, seed=0, iterations=5, fit_iterations=20"
+    runnable = (
+        code.replace('"photo.jpg"', repr(str(tmp_path / "photo.png")))
+        .replace('"out/"', repr(str(tmp_path / "out")))
+        .replace("n=8, seed=0", fast)
+    )
+    assert fast in runnable, "the snippet's call changed; update this test"
+    namespace: dict[str, object] = {}
+    exec(compile(runnable, "README snippet", "exec"), namespace)
+    result = namespace["result"]
+    assert result.samples.shape == (2, 5042, 3)  # type: ignore[attr-defined]
+    assert (tmp_path / "out" / "sample_01.glb").is_file()
+    assert np.asarray(Image.open(tmp_path / "out" / "mask.png")).any()
