@@ -4,6 +4,7 @@ Commands:
     info          what a saved face model holds (sizes, regions, landmarks, files, licence)
     build-model   derive the default face model from the ICT Face Model
     fit           fit a 3D face to a photo (stage 1): mesh, overlay and numbers
+    mask          find the hidden part of a face: mask.png (white = hidden) and overlay.png
     train-vae     train the Mesh-VAE (see ``python -m d3dface train-vae --help``)
     reconstruct   photo(s) -> N diverse 3D completions, pictures and metrics (the whole method)
     push-to-hub   upload the weights, configs and model card to a Hugging Face Hub repo
@@ -101,10 +102,38 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mask(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from d3dface.facemodel.model import FaceModel
+    from d3dface.imageio import load_image
+    from d3dface.perception.mask_overlay import draw_mask_overlay
+    from d3dface.perception.occlusion import segment_occlusion
+
+    photo = load_image(args.image)
+    model = FaceModel.from_pretrained(args.model)
+    found = segment_occlusion(photo, model, method=args.method, face_index=args.face_index)
+    args.out.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(found.mask).convert("L").save(args.out / "mask.png")
+    overlay = draw_mask_overlay(photo, found.mask, found.face_region)
+    Image.fromarray(overlay).save(args.out / "overlay.png")
+    hidden = int((~found.landmark_visible).sum())
+    print(
+        f"wrote mask.png and overlay.png to {args.out}: the {found.source} mask hides "
+        f"{100 * found.hidden_fraction:.1f}% of the face and {hidden} of "
+        f"{len(found.landmark_visible)} landmarks ({found.timings['total']:.1f} s)"
+    )
+    for note in found.notes:
+        print(f"note: {note}")
+    return 0
+
+
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from d3dface.batch import list_inputs, reconstruct_all
+    from d3dface.diversity import DiversitySettings
     from d3dface.pipeline import Diverse3DFace
 
+    DiversitySettings(n_samples=args.n, k=args.k, n_sigma=args.n_sigma, seed=args.seed)
     items = list_inputs(args.image, args.mask, args.out)
     pipeline = Diverse3DFace.from_pretrained(args.model)
     options = {
@@ -187,6 +216,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="face model directory or Hub repo id (default: the shipped checkpoints/face_model)",
     )
     fit.set_defaults(run=_cmd_fit)
+
+    mask = commands.add_parser("mask", help="find the hidden part of a face (mask + overlay)")
+    mask.add_argument("image", type=Path, help="the photo (JPEG, PNG, ...)")
+    mask.add_argument(
+        "--method",
+        choices=["auto", "model", "facexlib"],
+        default="auto",
+        help="facexlib's face parser (optional extra) or the model-based segmentation; "
+        "auto: facexlib where it runs, else the model (default)",
+    )
+    mask.add_argument("--face-index", type=int, default=0, help="0 = the largest face (default)")
+    mask.add_argument("--out", required=True, type=Path, help="output directory")
+    mask.add_argument(
+        "--model",
+        default=str(DEFAULT_FACE_MODEL),
+        help="face model directory or Hub repo id (default: the shipped checkpoints/face_model)",
+    )
+    mask.set_defaults(run=_cmd_mask)
 
     recon = commands.add_parser(
         "reconstruct", help="photo(s) -> N diverse 3D completions (the whole method)"

@@ -49,7 +49,7 @@ from d3dface.imageio import ImageSource, load_image
 from d3dface.latent_spaces import VAESpace
 from d3dface.metrics import diversity_metrics
 from d3dface.perception.landmarks import LandmarkDetector, detect_face
-from d3dface.perception.occlusion_mask import check_mask
+from d3dface.perception.occlusion_mask import check_user_mask
 from d3dface.vae.model import MeshVAE
 
 __all__ = ["PIPELINE_KIND", "Diverse3DFace", "FaceResult", "ProgressCallback"]
@@ -276,14 +276,8 @@ class Diverse3DFace:
 
     @staticmethod
     def _user_mask(mask: np.ndarray | str | Path | None, photo: np.ndarray) -> np.ndarray | None:
-        """The user's mask as (H, W) bool, or None."""
-        if mask is None:
-            return None
-        if isinstance(mask, str | Path):
-            from d3dface.perception.occlusion_mask import load_mask
-
-            return load_mask(mask, photo.shape)
-        return check_mask(np.asarray(mask), photo.shape)
+        """The user's mask as (H, W) bool, or None (see :func:`check_user_mask`)."""
+        return None if mask is None else check_user_mask(mask, photo.shape)
 
     def _occlusion(
         self, photo: np.ndarray, user_mask: np.ndarray | None, landmarks: Any, method: str

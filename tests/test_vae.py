@@ -183,6 +183,22 @@ def test_pooled_block_is_conv_plus_density_average() -> None:
     torch.testing.assert_close(block(x), expected)
 
 
+def test_frozen_blocks_reuse_their_weights_and_notice_changes() -> None:
+    hood = hand_neighbourhood()
+    block = VCBlock(4, 2, hood, True, 5, torch.Generator().manual_seed(3))
+    x = torch.randn(5, 4, 3)
+    training = block(x)
+    block.requires_grad_(False)
+    assert block.frozen_weights() is not None  # 5 bases, 2 outputs: per-vertex is cheaper
+    torch.testing.assert_close(block(x), training)
+    with torch.no_grad():
+        block.conv.basis.mul_(2.0)  # an in-place change must rebuild the cached weights
+    changed = block(x)
+    block.requires_grad_(True)
+    torch.testing.assert_close(changed, block(x))
+    assert block.frozen_weights() is None
+
+
 def test_uniform_laplacian_ignores_translation(
     tiny_mesh: tuple[torch.Tensor, torch.Tensor],
 ) -> None:

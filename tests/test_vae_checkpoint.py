@@ -27,3 +27,15 @@ def test_shipped_lite_vae_loads_and_reconstructs() -> None:
     error_mm = (decoded - mesh).norm(dim=-1).mean() * 1000
     mean_face_error_mm = (face_model.template - mesh).norm(dim=-1).mean() * 1000
     assert error_mm < 0.5 * mean_face_error_mm  # it learned the faces, not just the mean
+
+
+def test_frozen_vae_decodes_as_the_trainable_one() -> None:
+    vae = MeshVAE.from_pretrained(CHECKPOINTS / "mesh_vae_lite").eval()
+    codes = torch.randn(3, 10, 64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        trainable = vae.decode(codes)
+    vae.requires_grad_(False)  # inference: the blocks cache their per-vertex weights
+    with torch.no_grad():
+        frozen = vae.decode(codes)
+    assert any(getattr(m, "_frozen_weights", None) is not None for m in vae.modules())
+    torch.testing.assert_close(frozen, trainable, atol=1e-6, rtol=1e-5)

@@ -183,17 +183,48 @@ class VCBlock(nn.Module):
         """(out_c, in_c) map of the residual path."""
         return self.identity if self.channel_map is None else self.channel_map
 
+    def _contraction(self) -> tuple[Tensor, Tensor]:
+        """The block's (V_out, K, M') coefficients and (out_c, M', in_c) bases: the vcConv's,
+        plus the pooled residual as one more basis when the block pools."""
+        if self.pool is None:
+            return self.conv.masked_coefficients(), self.conv.basis
+        coefficients = torch.cat([self.conv.masked_coefficients(), self.pool()[..., None]], dim=-1)
+        basis = torch.cat([self.conv.basis, self.residual_map()[:, None]], dim=1)
+        return coefficients, basis
+
+    def frozen_weights(self) -> Tensor | None:
+        """(V_out, out_c, K * in_c) per-vertex slot weights, built once and reused while no
+        parameter of the block requires a gradient or changes (inference, latent search);
+        None while training or when mixing per basis is cheaper (``K * out_c >= M' * (K +
+        out_c)``)."""
+        parameters = list(self.parameters())
+        if any(p.requires_grad for p in parameters):
+            return None
+        key = tuple((p.data_ptr(), p._version) for p in parameters)
+        if getattr(self, "_frozen_key", None) != key:
+            coefficients, basis = self._contraction()
+            n_out, width, n_bases = coefficients.shape
+            out_channels = basis.shape[0]
+            weights = None
+            if width * out_channels < n_bases * (width + out_channels):
+                weights = coefficients.reshape(n_out * width, n_bases) @ basis.transpose(
+                    0, 1
+                ).flatten(1)
+                weights = weights.view(n_out, width, out_channels, -1).transpose(1, 2)
+                weights = weights.flatten(2).contiguous()
+            self._frozen_weights, self._frozen_key = weights, key
+        return self._frozen_weights
+
     def forward(self, x: Tensor) -> Tensor:
         """(V_in, in_c, B) -> (V_out, out_c, B)."""
         gathered = self.gather(x)
-        if self.pool is None:
-            out = self.conv(gathered) + self.residual_map() @ x
+        weights = self.frozen_weights()
+        if weights is not None:
+            out = weights @ gathered.flatten(1, 2) + self.conv.bias[..., None]
         else:
-            coefficients = torch.cat(
-                [self.conv.masked_coefficients(), self.pool()[..., None]], dim=-1
-            )
-            basis = torch.cat([self.conv.basis, self.residual_map()[:, None]], dim=1)
-            out = vc_contract(gathered, coefficients, basis) + self.conv.bias[..., None]
+            out = vc_contract(gathered, *self._contraction()) + self.conv.bias[..., None]
+        if self.pool is None:
+            out = out + self.residual_map() @ x
         return F.elu(out) if self.activate else out
 
 
