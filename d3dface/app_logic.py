@@ -1,0 +1,632 @@
+"""Logic behind the Gradio app (``space_app.py``), testable without a browser.
+
+The app's UI file only lays out components and wires events; everything it does to data lives
+here:
+
+- settings: :data:`PRESETS` (speed / quality), :func:`validate_settings`;
+- photos and masks: :func:`load_photo` (validated, scaled to at most :data:`MAX_PHOTO_SIDE`),
+  :func:`automatic_mask`, :func:`editor_value` (the photo with its mask tinted in, for
+  ``gr.ImageEditor``), :func:`mask_from_editor` (that mask + the user's red "hide" and green
+  "show" strokes -> (H, W) bool), :func:`load_mask_file`;
+- runs: :func:`reconstruct` runs the pipeline into a fresh temporary folder with generated
+  names, renders a thumbnail per sample and zips every file; :class:`RunStore` keeps the last
+  few results in memory (for live interpolation) and deletes the folders of older ones;
+  :func:`sample_glbs` lists a run's meshes, :func:`interpolation_mesh` decodes a blend of
+  two samples' latent codes to a GLB;
+- text: :func:`summary_markdown`, :func:`device_note`.
+
+Every user error is a ``ValueError`` (``ImageError``, ``NoFaceError`` included) whose message
+says what to do; the app shows it as a ``gr.Error``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from d3dface.imageio import ImageError, ImageSource, downscale_to, load_image
+
+if TYPE_CHECKING:
+    from d3dface.pipeline import Diverse3DFace, FaceResult
+
+__all__ = [
+    "BRUSH_HIDE",
+    "BRUSH_SHOW",
+    "DEFAULT_PRESET",
+    "HIDDEN_RGB",
+    "MASK_ALPHA_THRESHOLD",
+    "MAX_FILE_SIZE",
+    "MAX_PHOTO_SIDE",
+    "MAX_SAMPLES",
+    "PRESETS",
+    "PRESET_ENV",
+    "AppSettings",
+    "Preset",
+    "RunOutput",
+    "RunStore",
+    "automatic_mask",
+    "default_preset",
+    "device_note",
+    "editor_value",
+    "get_pipeline",
+    "interpolation_mesh",
+    "load_mask_file",
+    "load_photo",
+    "mask_from_editor",
+    "mask_preview",
+    "painted_strokes",
+    "reconstruct",
+    "sample_glbs",
+    "summary_markdown",
+    "validate_settings",
+]
+
+MAX_FILE_SIZE = "10mb"
+"""Largest upload the app accepts (Gradio's ``max_file_size``)."""
+MAX_PHOTO_SIDE = 1280
+"""Photos are scaled down to this longer side (pixels) before anything else: the face model
+is fitted on a crop of a few hundred pixels, and the mask editor stays responsive."""
+MAX_SAMPLES = 12
+"""Most completions per run in the app (one 3D viewer each; browsers cap WebGL contexts)."""
+HIDDEN_RGB = (235, 30, 30)
+"""Tint of the hidden pixels in the editor's picture of the mask."""
+BRUSH_HIDE = "#ff2020"
+"""Brush colour that marks pixels hidden."""
+BRUSH_SHOW = "#20c040"
+"""Brush colour that marks pixels visible (removes them from the mask)."""
+MASK_ALPHA_THRESHOLD = 64
+"""A painted layer pixel counts where its alpha is at least this (0-255)."""
+PRESET_ENV = "D3DFACE_APP_PRESET"
+"""Environment variable naming the preset the app starts with (e.g. ``test`` in tests)."""
+
+ProgressFn = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A speed / quality setting: iteration counts of the two stages (None = pipeline default).
+
+    Attributes:
+        label: what the app shows. fit_iterations: stage-1 (fitting) iterations.
+        iterations: stage-2 (diversity) iterations.
+    """
+
+    label: str
+    fit_iterations: int | None
+    iterations: int | None
+
+
+PRESETS: dict[str, Preset] = {
+    "fast": Preset("fast: quick preview", 80, 40),
+    "balanced": Preset("balanced (default)", None, None),
+    "quality": Preset("quality: slowest, closest fit", 500, 300),
+    "test": Preset("test: rough, seconds (for checks)", 30, 10),
+}
+"""Speed / quality presets by name."""
+DEFAULT_PRESET = "balanced"
+
+
+def default_preset() -> str:
+    """The preset the app starts with: ``$D3DFACE_APP_PRESET`` when it names one, else
+    :data:`DEFAULT_PRESET`."""
+    name = os.environ.get(PRESET_ENV, "").strip().lower()
+    return name if name in PRESETS else DEFAULT_PRESET
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Validated settings of one run (see :func:`validate_settings`)."""
+
+    n: int
+    k: float
+    n_sigma: float
+    preset: str
+    seed: int
+
+    @property
+    def iterations(self) -> int | None:
+        """Stage-2 iterations of the preset (None = the pipeline's default)."""
+        return PRESETS[self.preset].iterations
+
+    @property
+    def fit_iterations(self) -> int | None:
+        """Stage-1 iterations of the preset (None = the pipeline's default)."""
+        return PRESETS[self.preset].fit_iterations
+
+
+def validate_settings(n: Any, k: Any, n_sigma: Any, preset: Any, seed: Any) -> AppSettings:
+    """Check the app's controls (they may come from the API as strings or floats).
+
+    Raises:
+        ValueError: a value is missing, not a number or out of range; the message names it.
+    """
+    n_value = _number(n, "number of samples N")
+    k_value = _number(k, "k")
+    sigma_value = _number(n_sigma, "n_sigma")
+    seed_value = _number(seed if seed not in (None, "") else 0, "seed")
+    if n_value != int(n_value) or not 1 <= n_value <= MAX_SAMPLES:
+        raise ValueError(f"The number of samples N must be a whole number from 1 to {MAX_SAMPLES}.")
+    if not 0.0 < k_value <= 100.0:
+        raise ValueError("k must be above 0 and at most 100 (0.5 is the paper's value).")
+    if not 0.0 <= sigma_value <= 100.0:
+        raise ValueError("n_sigma must be from 0 to 100 (3 is the default).")
+    if seed_value != int(seed_value) or not 0 <= seed_value < 2**31:
+        raise ValueError("The seed must be a whole number from 0 to 2147483647.")
+    name = str(preset or DEFAULT_PRESET).strip().lower()
+    name = next((key for key, p in PRESETS.items() if name in (key, p.label.lower())), name)
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+    return AppSettings(int(n_value), k_value, sigma_value, name, int(seed_value))
+
+
+def _number(value: Any, name: str) -> float:
+    """``value`` as a finite float, or a ValueError naming the control."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}.") from None
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    return number
+
+
+# ------------------------------------------------------------------------------ photos, masks
+def load_photo(source: ImageSource | None) -> np.ndarray:
+    """The photo the app works on: RGB uint8 (H, W, 3), longer side <= MAX_PHOTO_SIDE.
+
+    Raises:
+        ImageError: no photo, or not a usable image (message says what to do).
+    """
+    if source is None or (isinstance(source, str) and not source.strip()):
+        raise ImageError("Upload a photo of a face first (or click one of the examples).")
+    photo = load_image(source)
+    return np.ascontiguousarray(downscale_to(photo, MAX_PHOTO_SIDE)[0])
+
+
+def mask_preview(photo: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """The photo with the hidden pixels tinted :data:`HIDDEN_RGB` and outlined, (H, W, 3) uint8.
+
+    This is the editor's background: the user paints corrections over it.
+    """
+    preview = np.array(photo[..., :3], dtype=np.uint8, copy=True)
+    if mask is None or not np.any(mask):
+        return preview
+    hidden = np.asarray(mask, bool)
+    tint = np.asarray(HIDDEN_RGB, np.float32)
+    preview[hidden] = np.round(0.45 * preview[hidden] + 0.55 * tint).astype(np.uint8)
+    contours, _ = cv2.findContours(
+        hidden.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+    )
+    thickness = max(1, round(max(photo.shape[:2]) / 400))
+    cv2.drawContours(preview, contours, -1, (255, 255, 255), thickness, cv2.LINE_AA)
+    return preview
+
+
+def editor_value(photo: np.ndarray, mask: np.ndarray | None) -> dict[str, Any]:
+    """The ``gr.ImageEditor`` value: ``mask`` (None = nothing hidden) drawn into the photo,
+    no painted layer yet (the editor makes one for the user's strokes)."""
+    return {"background": mask_preview(photo, mask), "layers": [], "composite": None}
+
+
+def _fit_to(mask: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """A (h, w) bool mask scaled (nearest) to the photo's (H, W) when the aspect ratios agree."""
+    height, width = shape[:2]
+    if mask.shape == (height, width):
+        return mask
+    h, w = mask.shape
+    if abs(w / h - width / height) > 0.02 * (width / height):
+        raise ValueError(
+            f"The {what} is {w}x{h} pixels but the photo is {width}x{height} (a different shape); "
+            "draw the mask on this photo."
+        )
+    resized = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+    return resized > 0
+
+
+def painted_strokes(layer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split a painted editor layer into (hide, show) strokes, two (h, w) bool arrays.
+
+    A pixel is painted where its alpha is at least :data:`MASK_ALPHA_THRESHOLD` (RGB layers:
+    any non-black pixel); it is a "show" stroke where it is greener than it is red (the
+    :data:`BRUSH_SHOW` colour), else a "hide" stroke (:data:`BRUSH_HIDE`).
+    """
+    pixels = np.asarray(layer)
+    if pixels.ndim == 2:
+        return pixels > 0, np.zeros(pixels.shape, bool)
+    colour = pixels[..., :3].astype(np.int16)
+    if pixels.shape[2] == 4:
+        painted = pixels[..., 3] >= MASK_ALPHA_THRESHOLD
+    else:
+        painted = colour.max(axis=2) > 0
+    show = painted & (colour[..., 1] > colour[..., 0])
+    return painted & ~show, show
+
+
+def mask_from_editor(
+    value: Mapping[str, Any] | None, shape: tuple[int, ...], base: np.ndarray | None = None
+) -> np.ndarray | None:
+    """The occlusion mask after the user's corrections, (H, W) bool for a photo of ``shape``.
+
+    Args:
+        value: the editor's value (background = the photo with ``base`` drawn in; layers =
+            the user's strokes, see :func:`painted_strokes`).
+        shape: the photo's shape. base: the mask shown in the editor (None = nothing hidden).
+
+    Returns:
+        ``(base | hide strokes) & ~show strokes``, or None when the editor holds no photo
+        (nothing prepared: the pipeline then finds the mask itself).
+
+    Raises:
+        ValueError: a layer's or the base mask's shape does not match the photo's.
+    """
+    if not value or value.get("background") is None:
+        return None
+    mask = (
+        np.zeros(shape[:2], bool)
+        if base is None
+        else _fit_to(np.asarray(base, bool), shape, "mask")
+    )
+    for layer in value.get("layers") or []:
+        if layer is None:
+            continue
+        hide, show = painted_strokes(layer)
+        mask = (mask | _fit_to(hide, shape, "painted mask")) & ~_fit_to(show, shape, "painted mask")
+    return mask
+
+
+def load_mask_file(path: str | Path, shape: tuple[int, ...]) -> np.ndarray:
+    """A mask image (white = hidden; any format Pillow reads) as (H, W) bool for the photo.
+
+    A mask of the original, larger photo is scaled down with it (same aspect ratio).
+
+    Raises:
+        ImageError: not an image. ValueError: a different shape from the photo.
+    """
+    try:
+        with Image.open(path) as image:
+            grey = np.asarray(ImageOps.exif_transpose(image).convert("L"))
+    except (OSError, ValueError) as exc:
+        raise ImageError(
+            f"The mask file '{Path(path).name}' is not an image; use a PNG, white where hidden."
+        ) from exc
+    return _fit_to(grey >= 128, shape, "mask file")
+
+
+def automatic_mask(
+    pipeline: Diverse3DFace, photo: np.ndarray
+) -> tuple[np.ndarray, str, tuple[str, ...]]:
+    """Find the face and its occluded pixels (:func:`~d3dface.perception.occlusion.
+    segment_occlusion`, method ``"auto"``).
+
+    Returns:
+        The (H, W) bool mask, a one-line description, and the segmentation's notes.
+
+    Raises:
+        NoFaceError: no face in the photo.
+    """
+    from d3dface.perception.landmarks import detect_face
+    from d3dface.perception.occlusion import segment_occlusion
+
+    landmarks = detect_face(photo, 0, pipeline.detector)
+    found = segment_occlusion(
+        photo, pipeline.face_model, landmarks=landmarks, method="auto", detector=pipeline.detector
+    )
+    mask = np.asarray(found.mask, bool)
+    text = (
+        f"found automatically ({found.source}): {100 * found.hidden_fraction:.0f}% of the face "
+        f"hidden ({100 * mask.mean():.1f}% of the photo hidden)"
+    )
+    return mask, text, tuple(str(note) for note in found.notes)
+
+
+# ------------------------------------------------------------------------------ the pipeline
+_pipeline: Diverse3DFace | None = None
+_pipeline_lock = threading.Lock()
+
+
+def get_pipeline() -> Diverse3DFace:
+    """The app's pipeline, loaded once (``$D3DFACE_CHECKPOINTS`` or the shipped weights)."""
+    global _pipeline
+    with _pipeline_lock:
+        if _pipeline is None:
+            from d3dface.pipeline import Diverse3DFace
+
+            source = os.environ.get("D3DFACE_CHECKPOINTS")
+            _pipeline = (
+                Diverse3DFace.from_pretrained(source) if source else Diverse3DFace.from_pretrained()
+            )
+        return _pipeline
+
+
+def device_note() -> str:
+    """Where the computation runs, said plainly."""
+    count = torch.get_num_threads()
+    threads = f"{count} thread{'s' if count != 1 else ''}"
+    if torch.cuda.is_available():
+        return (
+            f"A CUDA GPU is present, but the pipeline is CPU code: it runs on the CPU ({threads})."
+        )
+    return f"Runs on the CPU ({threads})."
+
+
+# ------------------------------------------------------------------------------ runs
+@dataclass(frozen=True)
+class RunOutput:
+    """Files and figures of one app run (all inside ``directory``).
+
+    Attributes:
+        run_id: generated name of the run. directory: its temporary folder.
+        sample_glbs: one GLB per sample. thumbnails: one shaded picture per sample.
+        spread_glb: mean mesh coloured by per-vertex spread. overlay: the fit drawn over the
+            photo. mask_png: the mask used (white = hidden). zip_path: every file in one zip.
+        summary: the content of ``metrics.json`` (plus the app's settings and timings).
+    """
+
+    run_id: str
+    directory: Path
+    sample_glbs: list[Path]
+    thumbnails: list[Path]
+    spread_glb: Path
+    overlay: Path
+    mask_png: Path
+    zip_path: Path
+    summary: dict[str, Any] = field(repr=False)
+
+
+class RunStore:
+    """The last ``capacity`` results in memory, each with its folder; older ones are dropped
+    and their folders deleted. Thread-safe.
+
+    Args:
+        root: folder for the runs' folders (default: a new temporary folder).
+        capacity: results kept (interpolation needs the result in memory).
+    """
+
+    def __init__(self, root: str | Path | None = None, capacity: int = 8) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self._root = Path(root) if root is not None else None
+        self.capacity = capacity
+        self._runs: OrderedDict[str, tuple[FaceResult, Path]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def root(self) -> Path:
+        """The folder holding every run's folder (made on first use)."""
+        with self._lock:
+            if self._root is None:
+                self._root = Path(tempfile.mkdtemp(prefix="d3dface_app_"))
+            self._root.mkdir(parents=True, exist_ok=True)
+            return self._root
+
+    def new_directory(self) -> tuple[str, Path]:
+        """A generated run id and its new, empty folder."""
+        run_id = uuid.uuid4().hex[:12]
+        return run_id, Path(tempfile.mkdtemp(prefix=f"run_{run_id}_", dir=self.root))
+
+    def add(self, run_id: str, result: FaceResult, directory: Path) -> None:
+        """Keep a result; drop (and delete the folders of) the oldest beyond capacity."""
+        with self._lock:
+            self._runs[run_id] = (result, directory)
+            self._runs.move_to_end(run_id)
+            while len(self._runs) > self.capacity:
+                _, (_, old_directory) = self._runs.popitem(last=False)
+                shutil.rmtree(old_directory, ignore_errors=True)
+
+    def get(self, run_id: str | None) -> tuple[FaceResult, Path]:
+        """The result and folder of a run.
+
+        Raises:
+            ValueError: unknown or dropped run (run the reconstruction again).
+        """
+        with self._lock:
+            if not run_id or run_id not in self._runs:
+                raise ValueError(
+                    "This result is no longer in memory (or there is none yet); "
+                    "press Reconstruct again."
+                )
+            self._runs.move_to_end(run_id)
+            return self._runs[run_id]
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+
+def _thumbnails(result: FaceResult, directory: Path, tile: int = 256) -> list[Path]:
+    """One shaded picture per sample (front and turned views, side by side), PNG files."""
+    from d3dface.figures import head_part
+    from d3dface.render import render_preview
+
+    keep, head_faces = head_part(result.samples[0], result.faces, result.facial)
+    paths = []
+    for index, sample in enumerate(result.samples[:, keep]):
+        views = [
+            _trim(render_preview(sample, head_faces, (tile, tile), yaw_deg=yaw)) for yaw in (0, 35)
+        ]
+        height = max(view.shape[0] for view in views)
+        views = [
+            np.pad(v, ((0, height - v.shape[0]), (0, 0), (0, 0)), constant_values=255)
+            for v in views
+        ]
+        path = directory / f"thumb_{index:02d}.png"
+        Image.fromarray(np.hstack(views)).save(path)
+        paths.append(path)
+    return paths
+
+
+def _trim(picture: np.ndarray, margin: int = 6) -> np.ndarray:
+    """Crop the white border around a render (H, W, 3) uint8, keeping ``margin`` pixels."""
+    ink = np.argwhere((picture < 250).any(axis=2))
+    if not len(ink):
+        return picture
+    (top, left), (bottom, right) = ink.min(0), ink.max(0)
+    height, width = picture.shape[:2]
+    return picture[
+        max(0, top - margin) : min(height, bottom + margin + 1),
+        max(0, left - margin) : min(width, right + margin + 1),
+    ]
+
+
+def _zip(paths: list[Path], destination: Path) -> Path:
+    """Zip ``paths`` (flat, by file name) into ``destination``."""
+    with zipfile.ZipFile(destination, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in paths:
+            archive.write(path, arcname=path.name)
+    return destination
+
+
+def reconstruct(
+    pipeline: Diverse3DFace,
+    photo: np.ndarray,
+    mask: np.ndarray | None,
+    settings: AppSettings,
+    store: RunStore,
+    progress: ProgressFn | None = None,
+) -> RunOutput:
+    """Run the pipeline and write every file of the run into a fresh folder of ``store``.
+
+    Args:
+        pipeline: the loaded pipeline. photo: (H, W, 3) uint8 (see :func:`load_photo`).
+        mask: (H, W) bool (True = hidden), or None to find it automatically.
+        settings: validated settings. store: keeps the result (for interpolation).
+        progress: ``progress(fraction, description)`` (a ``gr.Progress`` fits).
+
+    Raises:
+        ValueError (NoFaceError, ImageError): a user error; the message says what to do.
+    """
+    report = progress or (lambda fraction, text=None: None)
+    run_id, directory = store.new_directory()
+    try:
+        result = pipeline(
+            photo,
+            mask=mask,
+            n=settings.n,
+            k=settings.k,
+            n_sigma=settings.n_sigma,
+            seed=settings.seed,
+            iterations=settings.iterations,
+            fit_iterations=settings.fit_iterations,
+            mask_method="auto",
+            progress=lambda fraction, text: report(0.9 * fraction, text),
+        )
+        report(0.9, "writing meshes and pictures")
+        clock = time.perf_counter()
+        paths = result.save(directory, formats=("glb", "ply", "obj"))
+        thumbnails = _thumbnails(result, directory)
+        zip_path = _zip(paths, directory / f"d3dface_{run_id}.zip")
+        files_s = round(time.perf_counter() - clock, 3)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    summary = json.loads((directory / "metrics.json").read_text())
+    summary["app"] = {"preset": settings.preset, "files_s": files_s, "run_id": run_id}
+    store.add(run_id, result, directory)
+    report(1.0, "done")
+    return RunOutput(
+        run_id=run_id,
+        directory=directory,
+        sample_glbs=[directory / f"sample_{index:02d}.glb" for index in range(result.n_samples)],
+        thumbnails=thumbnails,
+        spread_glb=directory / "spread.glb",
+        overlay=directory / "overlay.png",
+        mask_png=directory / "mask.png",
+        zip_path=zip_path,
+        summary=summary,
+    )
+
+
+def sample_glbs(store: RunStore, run_id: str | None) -> list[Path]:
+    """The GLB file of every sample of a run, in order.
+
+    Raises:
+        ValueError: unknown run.
+    """
+    result, directory = store.get(run_id)
+    return [directory / f"sample_{index:02d}.glb" for index in range(result.n_samples)]
+
+
+def interpolation_mesh(store: RunStore, run_id: str | None, start: Any, end: Any, t: Any) -> Path:
+    """Decode the blend ``(1 - t) * z_start + t * z_end`` of two samples' latent codes to a
+    new GLB file (t = 0 gives sample ``start``, t = 1 sample ``end``; coloured like them).
+
+    Older blend files of the run are deleted (the app has already served them).
+
+    Raises:
+        ValueError: unknown run, bad sample index, or t outside [0, 1].
+    """
+    from d3dface.meshio import export_mesh
+
+    result, directory = store.get(run_id)
+    try:
+        first, second, blend = int(start), int(end), float(t)
+    except (TypeError, ValueError):
+        raise ValueError("Pick two samples and a blend between 0 and 1.") from None
+    if not 0.0 <= blend <= 1.0:
+        raise ValueError(f"The blend must be between 0 and 1, got {blend}.")
+    with torch.no_grad():
+        vertices = result.interpolate(first, second, 1.0 - blend).detach().cpu().numpy()
+    for old in directory.glob("interp_*.glb"):
+        old.unlink(missing_ok=True)
+    colours = np.clip(result.fit.albedo.detach().cpu().numpy(), 0.0, 1.0)
+    path = directory / f"interp_{uuid.uuid4().hex[:8]}.glb"
+    return export_mesh(path, vertices, result.faces.numpy(), colours)
+
+
+# ------------------------------------------------------------------------------ text
+_STAGES = ("detect", "mask", "fit", "diversity")
+
+
+def summary_markdown(summary: Mapping[str, Any]) -> str:
+    """A short Markdown report of a run: metrics (with what they mean) and timings."""
+    metrics = summary.get("metrics") or {}
+    timings = summary.get("timings_s") or {}
+    settings = summary.get("settings") or {}
+    app = summary.get("app") or {}
+    n = settings.get("n_samples", "?")
+    total = float(timings.get("total", 0.0)) + float(app.get("files_s", 0.0))
+    parts = " · ".join(f"{name} {timings[name]:.1f} s" for name in _STAGES if name in timings)
+    if "files_s" in app:
+        parts += f" · files {app['files_s']:.1f} s"
+    hidden = summary.get("occluded_pixel_fraction")
+    mask_text = f"mask: {summary.get('mask_source', '?')}"
+    if hidden is not None:
+        mask_text += f", {100 * float(hidden):.1f}% of the photo hidden"
+    lines = [
+        f"**{n} completions in {total:.1f} s** ({parts}); {mask_text}; "
+        f"preset {app.get('preset', '?')}, k = {settings.get('k', '?')}, "
+        f"n_sigma = {settings.get('n_sigma', '?')}, seed = {settings.get('seed', '?')}.",
+        "",
+    ]
+    if metrics:
+        lines += [
+            "| ASD-V (visible part) | ASD-O (hidden part) | ratio ASD-O / ASD-V |",
+            "| --- | --- | --- |",
+            f"| {metrics['asd_v_mm']:.2f} mm | {metrics['asd_o_mm']:.2f} mm "
+            f"| {metrics['asd_ratio']:.1f} |",
+            "",
+            "ASD: mean distance from each sample to its nearest other sample. Good sets agree "
+            "where the face is visible (low ASD-V) and differ where it is hidden (high ASD-O); "
+            "the paper reports a ratio of 6.0 on CelebA.",
+        ]
+    else:
+        lines.append(
+            "No diversity metrics: they need at least 2 samples and both visible and hidden "
+            "parts of the face."
+        )
+    return "\n".join(lines)

@@ -1,0 +1,532 @@
+"""d3dface's Gradio app (also the Hugging Face Space): photo -> mask -> N diverse 3D faces.
+
+    python space_app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_PORT / _NAME to change)
+
+UI only: components, events and examples. The work is done by :mod:`d3dface.app_logic`
+(validation, masks, running the pipeline into temporary folders, zips, interpolation).
+The main event is also an API endpoint, ``/reconstruct`` (see README.md, "App").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from d3dface import app_logic as logic
+from d3dface.perception.landmarks import NoFaceError
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = ROOT / "examples"
+EXAMPLE_PHOTOS = [
+    EXAMPLES / name
+    for name in (
+        "obama_face_mask.jpg",
+        "biden_sunglasses.jpg",
+        "astronaut_hand.jpg",
+        "render_scarf.jpg",
+    )
+]
+VIEWER_COLUMNS = 4
+VIEWER_CLEAR = (0.94, 0.95, 0.97, 1.0)
+STORE = logic.RunStore(capacity=8)
+log = logging.getLogger("d3dface.app")
+
+INTRO = """
+# d3dface: diverse 3D faces from one partly hidden face
+
+Give it one photo of a face with something in front of it (a mask, sunglasses, a scarf, a
+hand). It fits a 3D face to the part it can see and then generates **several different,
+plausible 3D faces**: they all match the visible part and differ where the face is hidden.
+After *Diverse3DFace* (Dey & Boddeti, CVPR 2022).
+
+**1.** Upload a photo or click an example. **2.** Check the mask: red marks what hides the
+face; paint red to add to it, green to remove from it. **3.** Press **Reconstruct**. Then turn
+the faces in 3D, see where they differ, blend two of them, and download everything.
+"""
+
+MASK_HINT = (
+    "Upload a photo (or click an example): its occlusion mask appears here in red. Paint red "
+    "where the face is hidden, green where it is visible."
+)
+
+SETTINGS_HELP = """
+The samples are pushed apart by a determinantal point process (DPP) over the hidden part of
+the face, while each sample's latent code is kept plausible.
+
+- **k** is the DPP's similarity scale: two samples count as alike while their distance is
+  small compared with (their median distance) / k, and alike samples are pushed apart. Both
+  very small and very large k weaken the push: on an example photo, k = 0.1 and k = 2 gave
+  35-50% less spread in the hidden part than the paper's k = 0.5.
+- **n_sigma** bounds realism: a code is penalised only when its squared length leaves the
+  prior's typical set by more than n_sigma standard deviations. Larger allows more diverse,
+  less typical faces; 0 keeps them most typical. It matters only when the DPP pushes codes
+  far (many samples, many iterations).
+- **Speed / quality** sets the iterations of both stages; **seed** makes a run repeatable.
+"""
+
+
+def readable_upload_errors(component: gr.Image) -> gr.Image:
+    """Make a ``gr.Image`` input raise a short ``gr.Error`` for a file that is not an image,
+    instead of Gradio's processing error with its internal details. (Wraps the instance's
+    ``preprocess``: a subclass would make Gradio write a ``.pyi`` stub beside this file.)"""
+    original = component.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return original(payload)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            raise gr.Error(
+                "That file is not an image that can be read; use a JPEG or PNG photo.",
+                title="Not an image",
+                print_exception=False,
+            ) from exc
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Show a user error (ValueError: bad image, no face, bad setting) as a readable message,
+    and anything unexpected as a short one; never a traceback in the browser."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except ValueError as exc:
+        raise gr.Error(str(exc), title="Cannot do that", print_exception=False) from exc
+    except Exception as exc:
+        log.exception("unexpected error in the app")
+        raise gr.Error(
+            f"Something went wrong ({type(exc).__name__}: {exc}). Try another photo or "
+            "smaller settings.",
+            print_exception=False,
+        ) from exc
+
+
+# ------------------------------------------------------------------------------ event handlers
+def show_mask(photo: Any, mask: Any) -> tuple[dict[str, Any], Any]:
+    """The mask editor's value (the photo with ``mask`` drawn in) and the mask to keep."""
+    return logic.editor_value(photo, mask), mask
+
+
+def on_photo(
+    photo: str | None,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008
+) -> tuple[Any, Any, str]:
+    """A new photo: find the face and its occluded part; show the mask in the editor."""
+    if not photo:
+        return None, None, MASK_HINT
+    with user_errors():
+        image = logic.load_photo(photo)
+        progress(0.1, desc="finding the face and what hides it")
+        try:
+            mask, text, notes = logic.automatic_mask(logic.get_pipeline(), image)
+        except NoFaceError as exc:  # show the photo, say why
+            gr.Warning(str(exc), title="No face found")
+            return *show_mask(image, None), f"**No face found.** {exc}"
+    status = (
+        f"**Mask {text}.** Check it: paint red where the face is hidden, green where it is "
+        "visible (the eraser undoes strokes)."
+    )
+    if notes:
+        status += f"\n\n<small>{'; '.join(notes)}</small>"
+    return *show_mask(image, mask), status
+
+
+def on_mask_file(photo: str | None, mask_file: str | None) -> tuple[Any, Any, str]:
+    """A mask file was given: show it in the editor (it can still be painted on)."""
+    with user_errors():
+        image = logic.load_photo(photo)
+        if not mask_file:
+            return gr.skip(), gr.skip(), gr.skip()
+        mask = logic.load_mask_file(mask_file, image.shape)
+    share = 100 * mask.mean()
+    return *show_mask(image, mask), f"**Mask from your file:** {share:.1f}% of the photo hidden."
+
+
+def on_clear_mask(photo: str | None) -> tuple[Any, Any, str]:
+    """Nothing hidden: an empty mask over the photo."""
+    with user_errors():
+        image = logic.load_photo(photo)
+    return *show_mask(image, None), "**Mask cleared:** paint what hides the face in red."
+
+
+def on_reconstruct(
+    photo: str | None,
+    mask_editor: dict[str, Any] | None,
+    mask_file: str | None,
+    n: float,
+    k: float,
+    n_sigma: float,
+    preset: str,
+    seed: float,
+    shown_mask: Any = None,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008
+) -> tuple[str, str, list[tuple[str, str]], str, str, str, dict[str, Any]]:
+    """Run the whole method. Mask: the one shown in the editor with the user's strokes (when
+    the editor holds the photo), else the mask file, else found automatically. Returns the
+    run id, summary, thumbnails, spread mesh, overlay, zip and metrics."""
+    with user_errors():
+        settings = logic.validate_settings(n, k, n_sigma, preset, seed)
+        image = logic.load_photo(photo)
+        mask = logic.mask_from_editor(mask_editor, image.shape, shown_mask)
+        if mask is None and mask_file:
+            mask = logic.load_mask_file(mask_file, image.shape)
+        progress(0.0, desc="loading the models")
+        out = logic.reconstruct(logic.get_pipeline(), image, mask, settings, STORE, progress)
+    thumbnails = [(str(path), f"sample {i}") for i, path in enumerate(out.thumbnails)]
+    return (
+        out.run_id,
+        logic.summary_markdown(out.summary),
+        thumbnails,
+        str(out.spread_glb),
+        str(out.overlay),
+        str(out.zip_path),
+        out.summary,
+    )
+
+
+def on_result(run_id: str | None) -> list[Any]:
+    """After a run: one 3D viewer per sample, the picked sample, the interpolation controls."""
+    with user_errors():
+        paths = logic.sample_glbs(STORE, run_id)
+        middle = logic.interpolation_mesh(STORE, run_id, 0, min(1, len(paths) - 1), 0.5)
+    viewers = [
+        gr.update(value=str(paths[i]), visible=True, label=f"sample {i}")
+        if i < len(paths)
+        else gr.update(value=None, visible="hidden")
+        for i in range(logic.MAX_SAMPLES)
+    ]
+    choices = [(f"sample {i}", i) for i in range(len(paths))]
+    return [
+        *viewers,
+        gr.update(value=str(paths[0]), label="sample 0"),
+        gr.update(choices=choices, value=0),
+        gr.update(choices=choices, value=min(1, len(paths) - 1)),
+        gr.update(value=0.5),
+        str(middle),
+    ]
+
+
+def on_pick(
+    run_id: str | None, end: Any, t: float, event: gr.SelectData
+) -> tuple[Any, Any, str | None]:
+    """A thumbnail was picked: show that sample large and blend from it."""
+    with user_errors():
+        paths = logic.sample_glbs(STORE, run_id)
+        index = int(event.index)
+        blended = logic.interpolation_mesh(STORE, run_id, index, end if end is not None else 0, t)
+    return (
+        gr.update(value=str(paths[index]), label=f"sample {index}"),
+        gr.update(value=index),
+        str(blended),
+    )
+
+
+def on_interpolate(run_id: str | None, start: Any, end: Any, t: float) -> str | None:
+    """Decode the blend of two samples' latent codes (t = 0: start, t = 1: end)."""
+    if run_id is None or start is None or end is None:
+        return None
+    with user_errors():
+        return str(logic.interpolation_mesh(STORE, run_id, start, end, t))
+
+
+# ------------------------------------------------------------------------------ layout
+def build_demo() -> gr.Blocks:
+    """The app's Blocks (not launched)."""
+    preset_choices = [(preset.label, name) for name, preset in logic.PRESETS.items()]
+    with gr.Blocks(title="d3dface: diverse 3D faces", delete_cache=(1800, 3600)) as demo:
+        run_state = gr.State(None)
+        mask_state = gr.State(None)  # the mask drawn into the editor's picture
+        gr.Markdown(INTRO)
+        with gr.Row(equal_height=False):
+            with gr.Column(min_width=360):
+                gr.Markdown("### 1 · Photo")
+                photo = gr.Image(
+                    label="Photo of a face (JPEG / PNG, up to 10 MB)",
+                    type="filepath",
+                    image_mode=None,
+                    sources=["upload", "clipboard", "webcam"],
+                    height=420,
+                    elem_id="photo",
+                )
+                readable_upload_errors(photo)
+                gr.Examples(
+                    examples=[[str(path)] for path in EXAMPLE_PHOTOS if path.is_file()],
+                    inputs=[photo],
+                    label="Examples (public-domain photos and a face-model render, with "
+                    "occluders drawn on): click one",
+                    examples_per_page=8,
+                    cache_examples=False,
+                )
+            with gr.Column(min_width=360):
+                gr.Markdown("### 2 · Occlusion mask")
+                mask_status = gr.Markdown(
+                    MASK_HINT,
+                    elem_id="mask-status",
+                )
+                mask_editor = gr.ImageEditor(
+                    label="Mask (red = hidden)",
+                    type="numpy",
+                    image_mode="RGBA",
+                    sources=(),
+                    transforms=(),
+                    layers=False,
+                    brush=gr.Brush(
+                        colors=[(logic.BRUSH_HIDE, 0.6), (logic.BRUSH_SHOW, 0.6)],
+                        default_color=(logic.BRUSH_HIDE, 0.6),
+                        default_size=18,
+                        color_mode="fixed",
+                    ),
+                    eraser=gr.Eraser(default_size=18),
+                    format="png",
+                    height=420,
+                    placeholder="The photo and its mask appear here",
+                    elem_id="mask-editor",
+                )
+                with gr.Row():
+                    auto_button = gr.Button("Find the mask again", size="sm")
+                    clear_button = gr.Button("Clear the mask", size="sm")
+                with gr.Accordion("Use a mask file instead", open=False):
+                    mask_file = gr.File(
+                        label="Mask image, same photo (white = hidden)",
+                        file_types=["image"],
+                        type="filepath",
+                        elem_id="mask-file",
+                    )
+
+        gr.Markdown("### 3 · Settings and run")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=360):
+                n = gr.Slider(
+                    1,
+                    logic.MAX_SAMPLES,
+                    value=6,
+                    step=1,
+                    label="Number of samples N",
+                    elem_id="n-samples",
+                    info="How many different 3D faces to generate.",
+                )
+                k = gr.Slider(
+                    0.05,
+                    5.0,
+                    value=0.5,
+                    step=0.05,
+                    label="k: DPP similarity scale",
+                    info="How far apart two samples must be to count as different; "
+                    "0.5 (the paper's) spreads them most.",
+                )
+                n_sigma = gr.Slider(
+                    0.0,
+                    10.0,
+                    value=3.0,
+                    step=0.5,
+                    label="n_sigma: how far from typical a sample may go",
+                    info="Larger: more diverse, less typical faces. 0: most typical.",
+                )
+                with gr.Accordion("What do k and n_sigma do?", open=False):
+                    gr.Markdown(SETTINGS_HELP)
+            with gr.Column(scale=2, min_width=300):
+                preset = gr.Radio(
+                    preset_choices,
+                    value=logic.default_preset(),
+                    label="Speed / quality",
+                    elem_id="preset",
+                )
+                seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+                run_button = gr.Button("Reconstruct", variant="primary", size="lg")
+                gr.Markdown(
+                    f"<small>{logic.device_note()} One run at a time; others wait in the "
+                    "queue.</small>"
+                )
+
+        gr.Markdown("### Results")
+        summary = gr.Markdown(
+            "Results appear here after you press **Reconstruct**: a thumbnail and a 3D "
+            "viewer per sample, a map of where they differ, a slider that blends two "
+            "of them, the fit over your photo, metrics, and a zip of every file. "
+            "About half a minute on a CPU with the balanced preset.",
+            label="summary",
+            elem_id="summary",
+        )
+        with gr.Column(visible=False, elem_id="results") as results:
+            gallery = gr.Gallery(
+                label="Samples, front and turned (click one to view it large below)",
+                columns=4,
+                height="auto",
+                allow_preview=False,
+                object_fit="contain",
+                elem_id="thumbnails",
+            )
+            with gr.Row():
+                selected = gr.Model3D(
+                    label="picked sample (drag to turn)",
+                    clear_color=VIEWER_CLEAR,
+                    height=340,
+                    elem_id="picked",
+                )
+                spread = gr.Model3D(
+                    label="spread: where the samples differ (red)",
+                    clear_color=VIEWER_CLEAR,
+                    height=340,
+                    elem_id="spread",
+                )
+                overlay = gr.Image(
+                    label="the fit over the photo (red: hidden part)",
+                    type="filepath",
+                    interactive=False,
+                    height=340,
+                    elem_id="overlay",
+                )
+            with gr.Group():
+                gr.Markdown("**Blend two samples** (their latent codes, decoded live)")
+                with gr.Row(equal_height=False):
+                    with gr.Column(min_width=300):
+                        start = gr.Dropdown(label="from", choices=[], elem_id="blend-from")
+                        end = gr.Dropdown(label="to", choices=[], elem_id="blend-to")
+                        blend = gr.Slider(
+                            0.0,
+                            1.0,
+                            value=0.5,
+                            step=0.05,
+                            label="blend (0 = from, 1 = to)",
+                            elem_id="blend",
+                        )
+                    with gr.Column(scale=2):
+                        blended = gr.Model3D(
+                            label="blend", clear_color=VIEWER_CLEAR, height=340, elem_id="blended"
+                        )
+            with gr.Row(equal_height=False):
+                download = gr.File(
+                    label="Download everything (GLB, OBJ, PLY meshes, mask, pictures, "
+                    "metrics.json)",
+                    interactive=False,
+                    elem_id="download",
+                )
+                with gr.Accordion("metrics.json", open=False):
+                    metrics = gr.JSON(label="metrics.json")
+
+        with gr.Column(visible=False) as every_sample:
+            gr.Markdown("### Every sample in 3D (drag to turn, scroll to zoom)")
+            viewers = []
+            for row_start in range(0, logic.MAX_SAMPLES, VIEWER_COLUMNS):
+                with gr.Row():
+                    for index in range(row_start, row_start + VIEWER_COLUMNS):
+                        viewers.append(
+                            gr.Model3D(
+                                label=f"sample {index}",
+                                clear_color=VIEWER_CLEAR,
+                                height=280,
+                                visible="hidden",
+                                elem_classes=["sample-viewer"],
+                            )
+                        )
+
+        # ---- events
+        mask_outputs = [mask_editor, mask_state, mask_status]
+        photo.change(
+            on_photo,
+            [photo],
+            mask_outputs,
+            api_visibility="private",
+            concurrency_limit=2,
+            concurrency_id="mask",
+        )
+        auto_button.click(
+            on_photo, [photo], mask_outputs, api_visibility="private", concurrency_id="mask"
+        )
+        clear_button.click(on_clear_mask, [photo], mask_outputs, api_visibility="private")
+        mask_file.upload(on_mask_file, [photo, mask_file], mask_outputs, api_visibility="private")
+        # show the (empty) result components first: Model3D viewers only load values they get
+        # once on the page
+        reconstruction = run_button.click(
+            lambda: (gr.update(visible=True), gr.update(visible=True)),
+            None,
+            [results, every_sample],
+            api_visibility="private",
+            queue=False,
+        ).then(
+            on_reconstruct,
+            [photo, mask_editor, mask_file, n, k, n_sigma, preset, seed, mask_state],
+            [run_state, summary, gallery, spread, overlay, download, metrics],
+            api_name="reconstruct",
+            scroll_to_output=True,
+            show_progress_on=[summary],
+            api_description="Photo (+ optional mask) -> N diverse 3D faces: summary, "
+            "thumbnails, spread mesh, overlay, zip of all files, metrics.",
+            concurrency_limit=1,
+            concurrency_id="reconstruct",
+        )
+        reconstruction.success(
+            on_result,
+            [run_state],
+            [*viewers, selected, start, end, blend, blended],
+            api_visibility="private",
+            concurrency_limit=4,
+            concurrency_id="light",
+        )
+        reconstruction.failure(  # a failed first run: hide the empty result components again
+            lambda run_id: (gr.update(visible=run_id is not None),) * 2,
+            [run_state],
+            [results, every_sample],
+            api_visibility="private",
+            queue=False,
+        )
+        gallery.select(
+            on_pick,
+            [run_state, end, blend],
+            [selected, start, blended],
+            api_visibility="private",
+            concurrency_limit=4,
+            concurrency_id="light",
+        )
+        blend_inputs = [run_state, start, end, blend]
+        for trigger in (blend.input, start.input, end.input):
+            trigger(
+                on_interpolate,
+                blend_inputs,
+                [blended],
+                api_visibility="private",
+                trigger_mode="always_last",
+                show_progress="hidden",
+                concurrency_limit=4,
+                concurrency_id="light",
+            )
+    return demo
+
+
+demo = build_demo()
+
+
+def launch(**kwargs: Any) -> tuple[Any, str, str]:
+    """Queue (one reconstruction at a time) and launch ``demo`` with the app's settings;
+    ``kwargs`` go to ``Blocks.launch`` (e.g. ``server_port``, ``prevent_thread_lock``)."""
+    demo.queue(default_concurrency_limit=1, max_size=16)
+    options: dict[str, Any] = {
+        "max_file_size": logic.MAX_FILE_SIZE,
+        "show_error": True,
+        "theme": gr.themes.Soft(),
+        "footer_links": ["api", "gradio"],
+    }
+    options.update(kwargs)
+    return demo.launch(**options)
+
+
+def main() -> None:
+    """``python space_app.py``: launch on ``$GRADIO_SERVER_NAME:$GRADIO_SERVER_PORT``
+    (default 127.0.0.1:7860)."""
+    logging.basicConfig(level=os.environ.get("D3DFACE_LOG", "INFO"))
+    launch()
+
+
+if __name__ == "__main__":
+    main()

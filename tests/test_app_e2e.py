@@ -1,0 +1,212 @@
+"""The Gradio app end to end: the real app on a local port, driven by headless Chromium
+(playwright with the system's ``chromium``; no browser download) and by ``gradio_client``.
+
+Screenshots go to ``tests/artifacts/app/`` (ignored by git). The app runs with the ``test``
+preset (few iterations) so a whole run takes seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("gradio", reason="gradio is not installed (pip install -r requirements.txt)")
+pytestmark = [  # gradio's own deprecation noise (its queue monitoring with pandas 3, numpy 1.26)
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+    pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
+    pytest.mark.filterwarnings("ignore:`np.bool8` is a deprecated alias"),
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+ARTIFACTS = ROOT / "tests" / "artifacts" / "app"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--use-gl=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--disable-background-networking",
+]
+RUN_TIMEOUT_MS = 180_000
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def app_url() -> Iterator[str]:
+    """The app, launched in this process on a free local port (test preset, no analytics)."""
+    os.environ["D3DFACE_APP_PRESET"] = "test"
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import space_app
+
+    _, url, _ = space_app.launch(
+        server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True
+    )
+    yield url
+    space_app.demo.close()
+
+
+def _hidden_percent(text: str) -> float:
+    """The "X% of the photo hidden" figure of a status or summary text (0 when absent)."""
+    found = re.search(r"([\d.]+)% of the photo hidden", text)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_app_in_a_browser(app_url: str) -> None:
+    """Example -> mask (painted on) -> N = 3 samples: viewers, thumbnails, blend, zip."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no system chromium (apt-get install -y chromium); the browser test needs it")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            blends: list[str] = []
+            page.on("response", lambda r: blends.append(r.url) if "interp_" in r.url else None)
+            page.goto(app_url, wait_until="load")
+            page.wait_for_selector("#photo")
+            assert "d3dface" in page.title()
+            page.wait_for_function(  # the example thumbnails have loaded
+                "[...document.querySelectorAll('button.gallery-item img')]"
+                ".every(img => img.complete && img.naturalWidth > 0)"
+            )
+            page.screenshot(path=ARTIFACTS / "01_start.png", full_page=True)
+
+            # 1. an example photo -> its automatic mask in the editor
+            page.locator("button.gallery-item").first.click()
+            page.wait_for_function(
+                "document.querySelector('#mask-status').innerText.includes('Mask')"
+            )
+            automatic = _hidden_percent(page.locator("#mask-status").inner_text())
+            editor = page.locator("#mask-editor")
+            editor.scroll_into_view_if_needed()
+            # 2. paint a stroke across the forehead: it adds to the mask
+            editor.get_by_role("button", name="Brush", exact=True).click()
+            box = editor.locator("canvas").first.bounding_box()
+            assert box is not None
+            x, y = box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.22
+            page.mouse.move(x, y)
+            page.mouse.down()
+            for step in range(1, 16):
+                page.mouse.move(x + step * box["width"] * 0.02, y, steps=2)
+            page.mouse.up()
+            page.screenshot(path=ARTIFACTS / "02_mask.png", full_page=True)
+
+            # 3. settings: N = 3, the test preset; run
+            number = page.locator("#n-samples input[type=number]")
+            number.fill("3")
+            number.press("Enter")
+            page.locator("#preset").get_by_text("test", exact=False).click()
+            page.get_by_role("button", name="Reconstruct").click()
+            page.wait_for_function(
+                "document.querySelector('#summary').innerText.includes('completions')",
+                timeout=RUN_TIMEOUT_MS,
+            )
+            summary = page.locator("#summary").inner_text()
+            assert "3 completions" in summary and "ASD-O" in summary
+            assert _hidden_percent(summary) > automatic  # the painted stroke was used
+
+            # every sample in its own 3D viewer, and a thumbnail each
+            viewers = page.locator(".sample-viewer:visible")
+            page.wait_for_function(
+                "document.querySelectorAll('.sample-viewer canvas').length === 3"
+            )
+            assert viewers.count() == 3
+            assert page.locator("#thumbnails img").count() == 3
+            for selector in ("#picked", "#spread", "#blended"):
+                assert page.locator(f"{selector} canvas").count() == 1
+            for viewer in [*viewers.all(), *(page.locator(s) for s in ("#picked", "#spread"))]:
+                viewer.scroll_into_view_if_needed()  # viewers draw once on screen
+                page.wait_for_timeout(700)
+            page.locator(".sample-viewer").first.screenshot(path=ARTIFACTS / "03_viewer.png")
+            page.screenshot(path=ARTIFACTS / "03_result.png", full_page=True)
+
+            # pick a thumbnail: it is shown large
+            page.locator("#thumbnails img").nth(2).click()
+            page.wait_for_function(
+                "document.querySelector('#picked').innerText.includes('sample 2')"
+            )
+
+            # move the blend slider: a new blend is decoded and shown
+            seen = len(blends)
+            slider = page.locator("#blend input[type=range]")
+            slider.scroll_into_view_if_needed()
+            slider.fill("0.9")
+            deadline = time.monotonic() + 30
+            while len(blends) == seen and time.monotonic() < deadline:
+                page.wait_for_timeout(200)
+            assert len(blends) > seen, "moving the slider did not load a new blend mesh"
+            time.sleep(2)
+            page.locator("#blended").screenshot(path=ARTIFACTS / "04_blend.png")
+
+            # the zip of everything
+            page.locator("#download").scroll_into_view_if_needed()
+            with page.expect_download() as download:
+                page.locator("#download a").first.click()
+            archive = ARTIFACTS / "result.zip"
+            download.value.save_as(archive)
+        finally:
+            browser.close()
+    with zipfile.ZipFile(archive) as result:
+        names = set(result.namelist())
+    expected = {f"sample_0{i}.{suffix}" for i in range(3) for suffix in ("glb", "obj", "ply")}
+    assert expected | {"spread.glb", "mask.png", "overlay.png", "metrics.json"} <= names
+
+
+def test_app_api_with_gradio_client(app_url: str, tmp_path: Path) -> None:
+    """``/reconstruct`` through gradio_client (local URL): files, metrics, readable errors."""
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    client = Client(app_url, verbose=False)
+    api = client.view_api(return_format="dict", print_info=False)
+    assert "/reconstruct" in api["named_endpoints"]
+    summary, gallery, spread, overlay, zip_path, metrics = client.predict(
+        photo=handle_file(EXAMPLES / "render_scarf.jpg"),
+        mask_editor=None,
+        mask_file=handle_file(EXAMPLES / "render_scarf_mask.png"),
+        n=2,
+        k=0.5,
+        n_sigma=3.0,
+        preset="test",
+        seed=0,
+        api_name="/reconstruct",
+    )
+    assert "2 completions" in summary and len(gallery) == 2
+    assert Path(spread).suffix == ".glb" and Path(overlay).is_file()
+    assert metrics["mask_source"] == "user" and metrics["settings"]["n_samples"] == 2
+    assert metrics["metrics"]["asd_o_mm"] > metrics["metrics"]["asd_v_mm"]
+    with zipfile.ZipFile(zip_path) as archive:
+        assert {"sample_00.glb", "sample_01.obj", "metrics.json"} <= set(archive.namelist())
+
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(AppError, match="not an image"):
+        client.predict(
+            photo=handle_file(text), mask_editor=None, mask_file=None, api_name="/reconstruct"
+        )
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((200, 200, 3), 255, np.uint8)).save(blank)
+    with pytest.raises(AppError, match="No face was found"):
+        client.predict(
+            photo=handle_file(blank), mask_editor=None, mask_file=None, api_name="/reconstruct"
+        )

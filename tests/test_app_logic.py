@@ -1,0 +1,295 @@
+"""The app's logic (d3dface.app_logic) without a browser or the real pipeline: fast."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from PIL import Image
+
+from d3dface import app_logic as logic
+from d3dface.imageio import ImageError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+# ------------------------------------------------------------------------------ settings
+def test_validate_settings_accepts_api_values_and_preset_labels() -> None:
+    settings = logic.validate_settings("4", 0.5, "3", logic.PRESETS["fast"].label, 7.0)
+    assert settings == logic.AppSettings(4, 0.5, 3.0, "fast", 7)
+    assert settings.iterations == logic.PRESETS["fast"].iterations
+    assert logic.validate_settings(2, 1, 0, "balanced", None).seed == 0
+    assert logic.validate_settings(2, 1, 0, "balanced", 0).iterations is None
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "n_sigma", "preset", "seed", "words"),
+    [
+        (0, 0.5, 3, "fast", 0, "number of samples"),
+        (logic.MAX_SAMPLES + 1, 0.5, 3, "fast", 0, "number of samples"),
+        (2.5, 0.5, 3, "fast", 0, "number of samples"),
+        (4, 0, 3, "fast", 0, "k must"),
+        (4, "abc", 3, "fast", 0, "k must be a number"),
+        (4, 0.5, -1, "fast", 0, "n_sigma"),
+        (4, 0.5, float("nan"), "fast", 0, "finite"),
+        (4, 0.5, 3, "turbo", 0, "Unknown preset"),
+        (4, 0.5, 3, "fast", -3, "seed"),
+    ],
+)
+def test_validate_settings_rejects_with_readable_messages(
+    n: Any, k: Any, n_sigma: Any, preset: Any, seed: Any, words: str
+) -> None:
+    with pytest.raises(ValueError, match=words):
+        logic.validate_settings(n, k, n_sigma, preset, seed)
+
+
+def test_default_preset_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(logic.PRESET_ENV, "test")
+    assert logic.default_preset() == "test"
+    monkeypatch.setenv(logic.PRESET_ENV, "nonsense")
+    assert logic.default_preset() == logic.DEFAULT_PRESET
+    monkeypatch.delenv(logic.PRESET_ENV)
+    assert logic.default_preset() == logic.DEFAULT_PRESET
+
+
+# ------------------------------------------------------------------------------ photos, masks
+def test_load_photo_scales_large_photos_and_rejects_non_images(tmp_path: Path) -> None:
+    big = np.zeros((2000, 3000, 3), np.uint8)
+    photo = logic.load_photo(big)
+    assert photo.shape == (853, logic.MAX_PHOTO_SIDE, 3) and photo.dtype == np.uint8
+    assert logic.load_photo(np.zeros((100, 80, 3), np.uint8)).shape == (100, 80, 3)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a photo")
+    with pytest.raises(ImageError, match="image"):
+        logic.load_photo(str(text))
+    with pytest.raises(ImageError, match="Upload a photo"):
+        logic.load_photo(None)
+
+
+def test_editor_shows_the_mask_in_the_photo() -> None:
+    photo = np.full((40, 60, 3), 100, np.uint8)
+    mask = np.zeros((40, 60), bool)
+    mask[10:20, 5:25] = True
+    value = logic.editor_value(photo, mask)
+    assert value["layers"] == [] and value["background"].shape == (40, 60, 3)
+    tinted = value["background"]
+    assert tinted[15, 15, 0] > 150 > tinted[15, 15, 1]  # red inside the mask
+    assert (tinted[30:, 40:] == 100).all()  # untouched far outside
+    assert (logic.editor_value(photo, None)["background"] == photo).all()
+
+
+def _stroke(shape: tuple[int, int], rows: slice, cols: slice, colour: str) -> np.ndarray:
+    """An RGBA layer with one painted rectangle of a brush colour ("#rrggbb") at 60% alpha."""
+    layer = np.zeros((*shape, 4), np.uint8)
+    rgb = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    layer[rows, cols] = (*rgb, 153)
+    return layer
+
+
+def test_mask_from_editor_applies_hide_and_show_strokes() -> None:
+    photo = np.zeros((40, 60, 3), np.uint8)
+    base = np.zeros((40, 60), bool)
+    base[10:20, 5:25] = True
+    value = logic.editor_value(photo, base)
+    np.testing.assert_array_equal(logic.mask_from_editor(value, photo.shape, base), base)
+    hide = _stroke((40, 60), slice(30, 35), slice(40, 50), logic.BRUSH_HIDE)
+    show = _stroke((40, 60), slice(10, 20), slice(5, 10), logic.BRUSH_SHOW)
+    painted = logic.mask_from_editor({**value, "layers": [hide, show]}, photo.shape, base)
+    assert painted[30:35, 40:50].all() and not painted[10:20, 5:10].any()
+    assert painted.sum() == base.sum() - 50 + 50
+    # one layer holding both colours, as the editor returns it
+    both = np.maximum(hide, show)
+    np.testing.assert_array_equal(
+        logic.mask_from_editor({**value, "layers": [both]}, photo.shape, base), painted
+    )
+    # faint anti-aliasing does not count; RGB layers count where non-black
+    faint = np.zeros((40, 60, 4), np.uint8)
+    faint[..., :3] = 255
+    faint[..., 3] = logic.MASK_ALPHA_THRESHOLD - 1
+    assert not logic.mask_from_editor({**value, "layers": [faint]}, photo.shape).any()
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[0, 0] = (9, 0, 0)
+    assert logic.mask_from_editor({**value, "layers": [rgb]}, photo.shape).sum() == 1
+
+
+def test_mask_from_editor_without_photo_or_layers() -> None:
+    assert logic.mask_from_editor(None, (10, 10, 3)) is None
+    assert logic.mask_from_editor({"background": None, "layers": []}, (10, 10, 3)) is None
+    empty = logic.mask_from_editor({"background": np.zeros((10, 10, 3)), "layers": []}, (10, 10))
+    assert empty is not None and not empty.any()
+
+
+def test_mask_from_editor_scales_layers_of_the_same_shape_only() -> None:
+    half = _stroke((20, 30), slice(0, 10), slice(0, 15), logic.BRUSH_HIDE)
+    value = {"background": np.zeros((20, 30, 3)), "layers": [half]}
+    full = logic.mask_from_editor(value, (40, 60, 3))
+    assert full.shape == (40, 60) and full[:20, :30].all() and not full[20:, 30:].any()
+    with pytest.raises(ValueError, match="different shape"):
+        logic.mask_from_editor(value, (60, 40, 3))
+
+
+def test_load_mask_file(tmp_path: Path) -> None:
+    mask = np.zeros((30, 40), np.uint8)
+    mask[5:10, 5:20] = 255
+    path = tmp_path / "mask.png"
+    Image.fromarray(mask).save(path)
+    loaded = logic.load_mask_file(path, (30, 40, 3))
+    np.testing.assert_array_equal(loaded, mask > 0)
+    assert logic.load_mask_file(path, (60, 80)).sum() == 4 * loaded.sum()  # original-size mask
+    with pytest.raises(ValueError, match="different shape"):
+        logic.load_mask_file(path, (40, 40))
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    with pytest.raises(ImageError, match="not an image"):
+        logic.load_mask_file(tmp_path / "bad.png", (30, 40))
+
+
+def test_examples_are_small_and_paired_with_masks() -> None:
+    records = json.loads((EXAMPLES / "examples.json").read_text())
+    assert len(records) >= 4
+    total = 0
+    for record in records:
+        photo, mask = EXAMPLES / record["photo"], EXAMPLES / record["mask"]
+        with Image.open(photo) as image, Image.open(mask) as mask_image:
+            assert max(image.size) <= 640 and image.size == mask_image.size
+        total += photo.stat().st_size + mask.stat().st_size
+        loaded = logic.load_mask_file(mask, logic.load_photo(str(photo)).shape)
+        assert 0.0 < loaded.mean() < 0.6
+    assert total < 1_000_000
+
+
+# ------------------------------------------------------------------------------ runs
+class FakeResult:
+    """What :func:`logic.reconstruct` uses of a FaceResult, on a small sphere mesh."""
+
+    def __init__(self, n: int) -> None:
+        sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.1)
+        base = torch.tensor(sphere.vertices, dtype=torch.float32)
+        self.faces = torch.tensor(sphere.faces, dtype=torch.long)
+        self.samples = torch.stack([base * (1.0 + 0.05 * i) for i in range(n)])
+        self.codes = torch.arange(n, dtype=torch.float32)[:, None]
+        self.facial = torch.ones(len(base), dtype=torch.bool)
+        self.fit = SimpleNamespace(albedo=torch.full((len(base), 3), 0.7))
+        self.n_samples = n
+
+    def interpolate(self, first: int, second: int, alpha: float) -> torch.Tensor:
+        return alpha * self.samples[first] + (1 - alpha) * self.samples[second]
+
+    def save(self, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
+        from d3dface.meshio import export_mesh
+
+        paths = [
+            export_mesh(out_dir / f"sample_{i:02d}.{suffix}", v.numpy(), self.faces.numpy())
+            for i, v in enumerate(self.samples)
+            for suffix in formats
+        ]
+        for name in ("spread.glb",):
+            paths.append(export_mesh(out_dir / name, self.samples[0].numpy(), self.faces.numpy()))
+        for name in ("mask.png", "overlay.png"):
+            Image.fromarray(np.zeros((8, 8), np.uint8)).save(out_dir / name)
+            paths.append(out_dir / name)
+        summary = {
+            "metrics": {"asd_v_mm": 0.5, "asd_o_mm": 3.0, "asd_ratio": 6.0},
+            "timings_s": {"detect": 0.1, "mask": 0.2, "fit": 1.0, "diversity": 2.0, "total": 3.3},
+            "settings": {"n_samples": self.n_samples, "k": 0.5, "n_sigma": 3.0, "seed": 0},
+            "mask_source": "user",
+            "occluded_pixel_fraction": 0.25,
+        }
+        (out_dir / "metrics.json").write_text(json.dumps(summary))
+        return [*paths, out_dir / "metrics.json"]
+
+
+class FakePipeline:
+    """Records its call; returns a :class:`FakeResult`."""
+
+    def __init__(self) -> None:
+        self.kwargs: dict[str, Any] = {}
+
+    def __call__(self, photo: np.ndarray, **kwargs: Any) -> FakeResult:
+        self.kwargs = kwargs
+        kwargs["progress"](0.5, "fitting")
+        return FakeResult(kwargs["n"])
+
+
+def test_reconstruct_writes_a_run_folder_zip_and_thumbnails(tmp_path: Path) -> None:
+    store = logic.RunStore(tmp_path, capacity=2)
+    pipeline = FakePipeline()
+    reports: list[tuple[float, str]] = []
+    settings = logic.validate_settings(3, 0.5, 3.0, "test", 1)
+    mask = np.zeros((8, 8), bool)
+    out = logic.reconstruct(
+        pipeline,  # type: ignore[arg-type]
+        np.zeros((8, 8, 3), np.uint8),
+        mask,
+        settings,
+        store,
+        lambda fraction, text=None: reports.append((fraction, text)),
+    )
+    assert pipeline.kwargs["mask"] is mask and pipeline.kwargs["n"] == 3
+    assert pipeline.kwargs["iterations"] == logic.PRESETS["test"].iterations
+    assert out.directory.parent == tmp_path and out.run_id in out.directory.name
+    assert [path.name for path in out.sample_glbs] == [f"sample_0{i}.glb" for i in range(3)]
+    assert all(path.is_file() for path in [*out.sample_glbs, *out.thumbnails, out.spread_glb])
+    assert reports[0] == (0.45, "fitting") and reports[-1][0] == 1.0
+    with zipfile.ZipFile(out.zip_path) as archive:
+        names = set(archive.namelist())
+    assert {"sample_00.glb", "sample_02.obj", "sample_01.ply", "metrics.json", "mask.png"} <= names
+    assert not any(name.startswith("thumb_") for name in names)
+    with Image.open(out.thumbnails[0]) as thumbnail:
+        assert thumbnail.width > thumbnail.height  # front and turned views side by side
+    assert out.summary["app"]["preset"] == "test" and len(store) == 1
+    text = logic.summary_markdown(out.summary)
+    assert "3 completions" in text and "6.0" in text and "25.0% of the photo hidden" in text
+
+
+def test_reconstruct_removes_its_folder_on_error(tmp_path: Path) -> None:
+    def failing(photo: np.ndarray, **kwargs: Any) -> None:
+        raise ValueError("No face was found")
+
+    store = logic.RunStore(tmp_path)
+    settings = logic.validate_settings(2, 0.5, 3.0, "test", 0)
+    with pytest.raises(ValueError, match="No face"):
+        logic.reconstruct(failing, np.zeros((8, 8, 3), np.uint8), None, settings, store)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == [] and len(store) == 0
+
+
+def test_store_drops_old_runs_and_interpolates(tmp_path: Path) -> None:
+    store = logic.RunStore(tmp_path, capacity=2)
+    runs = []
+    for _ in range(3):
+        run_id, directory = store.new_directory()
+        store.add(run_id, FakeResult(2), directory)  # type: ignore[arg-type]
+        runs.append((run_id, directory))
+    assert not runs[0][1].exists() and runs[2][1].exists() and len(store) == 2
+    with pytest.raises(ValueError, match="Reconstruct again"):
+        store.get(runs[0][0])
+    run_id, directory = runs[2]
+    assert [p.name for p in logic.sample_glbs(store, run_id)] == ["sample_00.glb", "sample_01.glb"]
+    first = logic.interpolation_mesh(store, run_id, 0, 1, 0.0)
+    second = logic.interpolation_mesh(store, run_id, 0, 1, 1.0)
+    assert not first.exists() and second.exists() and second.parent == directory
+    mesh = trimesh.load(second, force="mesh", process=False)
+    np.testing.assert_allclose(
+        np.sort(np.linalg.norm(mesh.vertices, axis=1)),
+        np.full(len(mesh.vertices), 0.105),
+        atol=1e-5,
+    )
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        logic.interpolation_mesh(store, run_id, 0, 1, 1.5)
+    with pytest.raises(ValueError, match="Pick two samples"):
+        logic.interpolation_mesh(store, run_id, None, 1, 0.5)
+    with pytest.raises(ValueError, match="Reconstruct"):
+        logic.interpolation_mesh(store, None, 0, 1, 0.5)
+
+
+def test_summary_without_metrics_and_device_note() -> None:
+    text = logic.summary_markdown({"settings": {"n_samples": 1}, "timings_s": {"total": 1.0}})
+    assert "1 completions" in text and "No diversity metrics" in text
+    assert "CPU" in logic.device_note()
