@@ -510,7 +510,7 @@ demo = build_demo()
 def launch(**kwargs: Any) -> tuple[Any, str, str]:
     """Queue (one reconstruction at a time) and launch ``demo`` with the app's settings;
     ``kwargs`` go to ``Blocks.launch`` (e.g. ``server_port``, ``prevent_thread_lock``)."""
-    demo.queue(default_concurrency_limit=1, max_size=16)
+    demo.queue(default_concurrency_limit=1, max_size=logic.QUEUE_SIZE)
     options: dict[str, Any] = {
         "max_file_size": logic.MAX_FILE_SIZE,
         "show_error": True,

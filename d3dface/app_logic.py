@@ -79,6 +79,9 @@ __all__ = [
 
 MAX_FILE_SIZE = "10mb"
 """Largest upload the app accepts (Gradio's ``max_file_size``)."""
+QUEUE_SIZE = 32
+"""Requests the queue holds while one reconstruction runs; more are refused ("queue full"),
+so 20 simultaneous users are all served in turn (``python -m d3dface.bench load``)."""
 MAX_PHOTO_SIDE = 1280
 """Photos are scaled down to this longer side (pixels) before anything else: the face model
 is fitted on a crop of a few hundred pixels, and the mask editor stays responsive."""
