@@ -7,7 +7,11 @@ import json
 from pathlib import Path
 
 BENCHMARKS = {
+    "diversity": "d3dface.bench.diversity",
     "fitting": "d3dface.bench.fitting",
+    "load": "d3dface.bench.load",
+    "occlusion": "d3dface.bench.occlusion",
+    "speed": "d3dface.bench.speed",
     "vae": "d3dface.bench.vae",
 }
 """Benchmark name -> module holding its ``main``."""

@@ -1,0 +1,426 @@
+"""``python -m d3dface.bench diversity [--quick]``: stage 2 against its baselines (paper
+Tables 1 and 2) on faces with known shape.
+
+Faces: renders of the face model (:mod:`d3dface.bench.synthetic`, seeds from 70000 up, apart
+from the build's, the fitting benchmark's and every training seed) with an occluder of one of
+the paper's three types drawn on (:mod:`d3dface.bench.occluders`): glasses (dark sunglasses,
+which hide the eye regions), a face mask, or a random textured object. Each goes through the
+full path: mediapipe on the render, the occlusion mask (the true one, and also the automatic
+one of :mod:`d3dface.perception.occlusion`), the stage-1 fit, then N completions by each method:
+
+- Global+DPP: the DPP over the global model's coefficients (the paper's "FLAME+DPP");
+- Global+Local+DPP: the same with the local models' coefficients;
+- Global+Local+VAE: posterior samples of the Mesh-VAE given the masked fit, no optimisation;
+- ours (Diverse3DFace): the Mesh-VAE's codes optimised with the DPP.
+
+Metrics (:mod:`d3dface.metrics`, mm): ASD-V and ASD-O over the fit's visible and occluded
+vertices, their ratio, and CSD: the distance from the true mesh to the closest sample over the
+truly occluded facial vertices, after the similarity alignment that maps the fit onto the
+truth on the truly visible facial vertices (one transform for all samples). "fit" is that
+distance for the single stage-1 fit. The k x n_sigma sweep (Table 2) runs ours on the first
+faces with the true mask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from d3dface.bench import write_results
+from d3dface.bench.alignment import similarity_transform
+from d3dface.bench.occluders import draw_occluder_of_type
+from d3dface.bench.synthetic import SyntheticFace, synthetic_pattern, truly_visible
+from d3dface.diversity import CompletionTarget, DiversitySettings, diversify
+from d3dface.facemodel.landmark_embedding import (
+    SyntheticView,
+    project_surface_points,
+    render_view,
+)
+from d3dface.facemodel.model import FaceModel
+from d3dface.fitting import FitResult, FitSettings, fit_face
+from d3dface.hub import CHECKPOINTS_DIR
+from d3dface.latent_spaces import LatentSpace, ModelSpace, VAESpace
+from d3dface.metrics import closest_sample_distance, diversity_metrics, mesh_distance
+from d3dface.perception.landmarks import LandmarkDetector, NoFaceError
+from d3dface.vae.model import MeshVAE
+
+RESULTS_DIR = Path("bench") / "results"
+FIRST_SEED = 70_000
+OCCLUDERS = {"glasses": "sunglasses", "face mask": "face_mask", "random": "object"}
+"""The paper's occlusion types and the occluder kind drawn for each."""
+METHODS = ("Global+DPP", "Global+Local+DPP", "Global+Local+VAE", "ours")
+SWEEP_K = (0.1, 0.25, 0.5, 1.0, 2.0)
+SWEEP_N_SIGMA = (1.0, 2.0, 3.0, 4.0, 5.0)
+QUICK_FIT_ITERATIONS = 50
+METRICS = ("asd_v_mm", "asd_o_mm", "asd_ratio", "csd_mm")
+
+
+def method_space(
+    method: str, model: FaceModel, vae: MeshVAE, fit: FitResult, target: CompletionTarget
+) -> LatentSpace:
+    """The latent space a method searches."""
+    if method in ("ours", "Global+Local+VAE"):
+        return VAESpace(vae, target.fitted, target.occluded)
+    return ModelSpace(
+        model,
+        fit.identity,
+        fit.expression,
+        fit.local,
+        use_local=method == "Global+Local+DPP",
+    )
+
+
+def complete(
+    method: str,
+    space: LatentSpace,
+    target: CompletionTarget,
+    faces: torch.Tensor,
+    settings: DiversitySettings,
+) -> torch.Tensor:
+    """(N, V, 3) completions of one method."""
+    if method == "Global+Local+VAE":
+        generator = torch.Generator().manual_seed(settings.seed)
+        with torch.no_grad():
+            return space.decode(space.initial_codes(settings.n_samples, generator))
+    return diversify(space, target, faces, settings).vertices
+
+
+def score(
+    samples: torch.Tensor,
+    target: CompletionTarget,
+    truth: torch.Tensor,
+    transform: tuple[np.ndarray, float, np.ndarray],
+    truly_occluded: torch.Tensor,
+) -> dict[str, float]:
+    """ASD-V, ASD-O, ratio (fit's vertex classes) and CSD (truly occluded vertices), mm."""
+    metrics = diversity_metrics(samples, target.visible, target.occluded)
+    rotation, scale, shift = (torch.from_numpy(np.asarray(x)).float() for x in transform)
+    aligned = scale * samples @ rotation.T + shift
+    metrics["csd_mm"] = closest_sample_distance(aligned, truth, truly_occluded)
+    return metrics
+
+
+def run(
+    model: FaceModel,
+    vae: MeshVAE,
+    n_faces: int,
+    settings: DiversitySettings,
+    sweep_faces: int,
+    auto_mask: bool,
+    progress: bool,
+    fit_settings: FitSettings | None = None,
+) -> dict:
+    """Every face through every method (and the sweep); records and summaries."""
+    pattern = synthetic_pattern(model)
+    detector = LandmarkDetector()
+    records: list[dict] = []
+    sweep: list[dict] = []
+    skipped = 0
+    for index in range(n_faces):
+        seed = FIRST_SEED + index
+        occlusion_type = list(OCCLUDERS)[index % len(OCCLUDERS)]
+        view = render_view(model, pattern, torch.Generator().manual_seed(seed))
+        landmarks_px = project_surface_points(
+            view.screen, model.faces, model.landmark_faces, model.landmark_bary
+        ).numpy()
+        image, true_mask = draw_occluder_of_type(
+            view.image, landmarks_px, OCCLUDERS[occlusion_type], np.random.default_rng(seed)
+        )
+        try:
+            landmarks = detector.detect(image)[0]
+        except IndexError:
+            skipped += 1
+            continue
+        visible_true = torch.from_numpy(truly_visible(model, SyntheticFace(image, true_mask, view)))
+        seen = torch.from_numpy(truly_visible(model, SyntheticFace(image, None, view)))
+        occluded_true = seen & ~visible_true
+        masks = {"true mask": true_mask}
+        if auto_mask:
+            from d3dface.perception.occlusion import segment_occlusion
+
+            masks["automatic mask"] = segment_occlusion(
+                image, model, landmarks=landmarks, detector=detector
+            ).mask
+        for mask_name, mask in masks.items():
+            try:
+                fit = fit_face(image, model, mask, landmarks, settings=fit_settings)
+            except (NoFaceError, ValueError):
+                skipped += 1
+                continue
+            target = CompletionTarget.from_fit(fit, model, settings.photometric_size)
+            if not bool(target.occluded.any()) or not bool(occluded_true.any()):
+                skipped += 1
+                continue
+            transform = similarity_transform(
+                fit.vertices[visible_true].double().numpy(),
+                view.vertices[visible_true].double().numpy(),
+            )
+            rotation, scale, shift = transform
+            fit_aligned = scale * fit.vertices.double().numpy() @ rotation.T + shift
+            fit_error = float(
+                mesh_distance(torch.from_numpy(fit_aligned), view.vertices.double(), occluded_true)
+                * 1000.0
+            )
+            record = {
+                "seed": seed,
+                "occlusion": occlusion_type,
+                "mask": mask_name,
+                "fit_occluded_mm": fit_error,
+                "occluded_vertex_fraction": float(target.occluded.float().mean()),
+            }
+            for method in METHODS:
+                clock = time.perf_counter()
+                space = method_space(method, model, vae, fit, target)
+                samples = complete(method, space, target, model.faces, settings)
+                seconds = time.perf_counter() - clock
+                metrics = score(samples, target, view.vertices, transform, occluded_true)
+                record[method] = {**metrics, "seconds": seconds}
+            records.append(record)
+            if progress:
+                print(_progress_line(len(records), record), flush=True)
+            if mask_name == "true mask" and index < sweep_faces:
+                sweep += _sweep(model, vae, fit, target, view, transform, occluded_true, settings)
+    return {
+        "records": records,
+        "sweep_records": sweep,
+        "skipped": skipped,
+        "table1": summarise(records),
+        "table2": summarise_sweep(sweep),
+    }
+
+
+def _sweep(
+    model: FaceModel,
+    vae: MeshVAE,
+    fit: FitResult,
+    target: CompletionTarget,
+    view: SyntheticView,
+    transform: tuple[np.ndarray, float, np.ndarray],
+    occluded_true: torch.Tensor,
+    settings: DiversitySettings,
+) -> list[dict]:
+    """Ours at every (k, n_sigma) of the sweep on one face."""
+    rows = []
+    for k in SWEEP_K:
+        for n_sigma in SWEEP_N_SIGMA:
+            swept = replace(settings, k=k, n_sigma=n_sigma)
+            space = method_space("ours", model, vae, fit, target)
+            samples = diversify(space, target, model.faces, swept).vertices
+            metrics = score(samples, target, view.vertices, transform, occluded_true)
+            rows.append({"k": k, "n_sigma": n_sigma, **metrics})
+    return rows
+
+
+def summarise(records: list[dict]) -> dict:
+    """Mean of each metric per occlusion type (and overall), method and mask source."""
+    table: dict = {}
+    for mask_name in sorted({r["mask"] for r in records}):
+        chosen = [r for r in records if r["mask"] == mask_name]
+        groups = {name: [r for r in chosen if r["occlusion"] == name] for name in OCCLUDERS}
+        groups["overall"] = chosen
+        table[mask_name] = {}
+        for group, rows in groups.items():
+            if not rows:
+                continue
+            entry: dict = {
+                "faces": len(rows),
+                "fit_occluded_mm": statistics.fmean(r["fit_occluded_mm"] for r in rows),
+            }
+            for method in METHODS:
+                means = {m: statistics.fmean(r[method][m] for r in rows) for m in METRICS}
+                # the ratio of the means, as the paper's table reports it
+                means["asd_ratio"] = means["asd_o_mm"] / max(means["asd_v_mm"], 1e-9)
+                means["seconds"] = statistics.fmean(r[method]["seconds"] for r in rows)
+                entry[method] = means
+            table[mask_name][group] = entry
+    return table
+
+
+def summarise_sweep(rows: list[dict]) -> dict:
+    """Mean ASD-V, ASD-O and CSD per (k, n_sigma)."""
+    table: dict = {}
+    for k in SWEEP_K:
+        for n_sigma in SWEEP_N_SIGMA:
+            chosen = [r for r in rows if r["k"] == k and r["n_sigma"] == n_sigma]
+            if chosen:
+                table[f"{k}/{n_sigma}"] = {
+                    m: statistics.fmean(r[m] for r in chosen)
+                    for m in ("asd_v_mm", "asd_o_mm", "csd_mm")
+                }
+    return table
+
+
+def to_markdown(results: dict) -> str:
+    """The report: Table 1 per mask source, CSD vs the fit, the sweep (Table 2)."""
+    lines = [
+        "# Stage-2 diversity on synthetic occluded faces",
+        "",
+        results["description"],
+        "",
+    ]
+    for mask_name, groups in results["table1"].items():
+        lines += [
+            f"## Table 1, {mask_name}: ASD-V / ASD-O (mm) and ASD-O/ASD-V",
+            "",
+            "| occlusion | faces | " + " | ".join(METHODS) + " |",
+            "| --- | --- |" + " --- |" * len(METHODS),
+        ]
+        for group, entry in groups.items():
+            cells = [
+                f"{entry[m]['asd_v_mm']:.2f} / {entry[m]['asd_o_mm']:.2f} / "
+                f"**{entry[m]['asd_ratio']:.2f}**"
+                for m in METHODS
+            ]
+            lines.append(f"| {group} | {entry['faces']} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            f"CSD (mm, truly occluded vertices) against the single fit's error, {mask_name}:",
+            "",
+            "| occlusion | single fit | " + " | ".join(METHODS) + " |",
+            "| --- | --- |" + " --- |" * len(METHODS),
+        ]
+        for group, entry in groups.items():
+            cells = [f"{entry[m]['csd_mm']:.2f}" for m in METHODS]
+            lines.append(
+                f"| {group} | {entry['fit_occluded_mm']:.2f} | " + " | ".join(cells) + " |"
+            )
+        overall = groups.get("overall")
+        if overall:
+            seconds = ", ".join(f"{m} {overall[m]['seconds']:.1f} s" for m in METHODS)
+            lines += ["", f"Seconds per face and method: {seconds}.", ""]
+    if results["table2"]:
+        lines += [
+            "## Table 2: ours at each k (rows) and n_sigma (columns), true masks",
+            "",
+        ]
+        for metric, title in (("asd_v_mm", "ASD-V"), ("asd_o_mm", "ASD-O"), ("csd_mm", "CSD")):
+            lines += [
+                f"{title} (mm):",
+                "",
+                "| k \\ n_sigma | " + " | ".join(f"{n:g}" for n in SWEEP_N_SIGMA) + " |",
+                "| --- |" + " --- |" * len(SWEEP_N_SIGMA),
+            ]
+            for k in SWEEP_K:
+                cells = [
+                    f"{results['table2'][f'{k}/{n}'][metric]:.2f}"
+                    if f"{k}/{n}" in results["table2"]
+                    else "-"
+                    for n in SWEEP_N_SIGMA
+                ]
+                lines.append(f"| {k:g} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(results: dict, out_dir: Path) -> list[str]:
+    """``diversity_ratio.png`` (ratio per method and occlusion) and ``diversity_sweep.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    table = results["table1"].get("true mask", {})
+    if table:
+        groups = list(table)
+        figure, axis = plt.subplots(figsize=(7, 3.5))
+        width = 0.8 / len(METHODS)
+        for offset, method in enumerate(METHODS):
+            values = [table[g][method]["asd_ratio"] for g in groups]
+            positions = np.arange(len(groups)) + offset * width
+            axis.bar(positions, values, width, label=method)
+        axis.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups)
+        axis.set_ylabel("ASD-O / ASD-V")
+        axis.set_title("Diversity where hidden over consistency where seen (true masks)")
+        axis.legend(fontsize=8)
+        figure.tight_layout()
+        figure.savefig(out_dir / "diversity_ratio.png", dpi=120)
+        plt.close(figure)
+        names.append("diversity_ratio.png")
+    if results["table2"]:
+        figure, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+        for axis, (metric, title) in zip(
+            axes, (("asd_v_mm", "ASD-V (mm)"), ("asd_o_mm", "ASD-O (mm)")), strict=True
+        ):
+            grid = np.array(
+                [[results["table2"][f"{k}/{n}"][metric] for n in SWEEP_N_SIGMA] for k in SWEEP_K]
+            )
+            shown = axis.imshow(grid, cmap="viridis")
+            axis.set_xticks(range(len(SWEEP_N_SIGMA)), [f"{n:g}" for n in SWEEP_N_SIGMA])
+            axis.set_yticks(range(len(SWEEP_K)), [f"{k:g}" for k in SWEEP_K])
+            axis.set_xlabel("n_sigma")
+            axis.set_ylabel("k")
+            axis.set_title(title)
+            figure.colorbar(shown, ax=axis)
+        figure.tight_layout()
+        figure.savefig(out_dir / "diversity_sweep.png", dpi=120)
+        plt.close(figure)
+        names.append("diversity_sweep.png")
+    return names
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and write ``diversity.json`` / ``diversity.md`` and the plots."""
+    parser = argparse.ArgumentParser(prog="python -m d3dface.bench diversity")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 faces, 50 fitting and 20 diversity iterations, no sweep (a smoke test)",
+    )
+    parser.add_argument("--faces", type=int, help="number of faces (default 12)")
+    parser.add_argument("--iterations", type=int, help="diversity iterations")
+    parser.add_argument(
+        "--photometric-size", type=int, help="photometric render side in px (0: term off)"
+    )
+    parser.add_argument("--sweep-faces", type=int, help="faces in the k x n_sigma sweep (3)")
+    parser.add_argument("--no-auto-mask", action="store_true", help="true masks only")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output directory")
+    args = parser.parse_args(argv)
+    settings = DiversitySettings()
+    fit_settings = FitSettings(iterations=QUICK_FIT_ITERATIONS) if args.quick else None
+    if args.quick:
+        settings = replace(settings, iterations=20)
+    if args.iterations is not None:
+        settings = replace(settings, iterations=args.iterations)
+    if args.photometric_size is not None:
+        settings = replace(settings, photometric_size=args.photometric_size)
+    n_faces = args.faces or (2 if args.quick else 12)
+    sweep_faces = args.sweep_faces if args.sweep_faces is not None else (0 if args.quick else 3)
+    model = FaceModel.from_pretrained(CHECKPOINTS_DIR / "face_model")
+    vae = MeshVAE.from_pretrained(CHECKPOINTS_DIR / "mesh_vae_lite").eval().requires_grad_(False)
+    clock = time.perf_counter()
+    auto_mask = not args.no_auto_mask
+    results = run(model, vae, n_faces, settings, sweep_faces, auto_mask, True, fit_settings)
+    results["settings"] = asdict(settings)
+    results["seconds"] = time.perf_counter() - clock
+    results["threads"] = torch.get_num_threads()
+    results["description"] = (
+        f"{n_faces} renders of the face model (seeds {FIRST_SEED}+), occluders in turn "
+        f"{', '.join(f'{k} ({v})' for k, v in OCCLUDERS.items())}; N = {settings.n_samples}, "
+        f"k = {settings.k}, n_sigma = {settings.n_sigma}, {settings.iterations} iterations; "
+        f"{results['skipped']} runs skipped (no face found or nothing occluded); "
+        f"{results['threads']} torch threads, load average {os.getloadavg()[0]:.2f}. "
+        "ASD / CSD in mm; ratio = mean ASD-O / mean ASD-V."
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    results["plots"] = write_plots(results, args.out)
+    write_results(args.out, "diversity", results, to_markdown(results))
+    print(to_markdown(results))
+    return 0
+
+
+def _progress_line(count: int, record: dict) -> str:
+    """One line per face: its type and each method's ratio and CSD."""
+    parts = [f"{m} {record[m]['asd_ratio']:.1f}x csd {record[m]['csd_mm']:.2f}" for m in METHODS]
+    return (
+        f"[{count}] seed {record['seed']} {record['occlusion']} ({record['mask']}): fit "
+        f"{record['fit_occluded_mm']:.2f} mm; " + "; ".join(parts)
+    )
