@@ -1,0 +1,36 @@
+"""The quick modes of the stage-2 and speed benchmarks run and write their figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from d3dface.bench.__main__ import main as bench_main
+from d3dface.bench.speed import DEFAULT_PHOTO
+
+
+def test_diversity_benchmark_quick(tmp_path: Path) -> None:
+    assert bench_main(["diversity", "--quick", "--no-auto-mask", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "diversity.json").read_text())
+    overall = results["table1"]["true mask"]["overall"]
+    for method in ("Global+DPP", "Global+Local+DPP", "Global+Local+VAE", "ours"):
+        figures = overall[method]
+        assert figures["asd_o_mm"] > 0 and figures["csd_mm"] > 0
+    assert overall["ours"]["asd_ratio"] > overall["Global+Local+VAE"]["asd_ratio"]
+    report = (tmp_path / "diversity.md").read_text()
+    assert "## Table 1, true mask" in report and "CSD" in report
+    assert (tmp_path / "diversity_ratio.png").is_file()
+
+
+def test_speed_benchmark_quick(tmp_path: Path) -> None:
+    if not DEFAULT_PHOTO.is_file():
+        pytest.skip(f"shared test photo not found at {DEFAULT_PHOTO}")
+    assert bench_main(["speed", "--quick", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "speed.json").read_text())
+    row = results["rows"]["2"]
+    for stage in ("detect", "mask", "fit", "diversity", "export", "total"):
+        assert row[stage] >= 0.0
+    assert row["total"] >= row["fit"] + row["diversity"]
+    assert row["peak_rss_mb"] > 100
