@@ -9,25 +9,62 @@ from PIL import Image, ImageOps
 
 from d3dface.imageio import ImageError
 
-__all__ = ["check_mask", "load_mask"]
+__all__ = ["check_mask", "check_user_mask", "load_mask"]
 
 
 def check_mask(mask: np.ndarray, photo_shape: tuple[int, ...]) -> np.ndarray:
     """Validate a mask against its photo: ``(H, W)`` array -> ``(H, W)`` bool copy.
 
-    Nonzero entries count as occluded. Raises ValueError when the mask is not two-dimensional
-    or its size differs from the photo's ``(H, W)``.
+    Nonzero entries count as occluded; an all-zero mask (nothing hidden) is valid.
+
+    Raises:
+        ValueError: the mask is not a two-dimensional array of booleans or numbers, its size
+            differs from the photo's ``(H, W)``, or it holds NaN or infinite values.
     """
     mask = np.asarray(mask)
     height, width = photo_shape[:2]
     if mask.ndim != 2:
         raise ValueError(f"the occlusion mask must be a 2-D (H, W) array, got shape {mask.shape}")
+    if mask.dtype != bool and not np.issubdtype(mask.dtype, np.number):
+        raise ValueError(
+            f"the occlusion mask must hold booleans or numbers, got dtype {mask.dtype}"
+        )
     if mask.shape != (height, width):
         raise ValueError(
             f"the occlusion mask is {mask.shape[1]}x{mask.shape[0]} pixels but the photo is "
             f"{width}x{height}; draw the mask on the same photo at its full size"
         )
+    if np.issubdtype(mask.dtype, np.inexact) and not np.isfinite(mask).all():
+        raise ValueError(
+            "the occlusion mask contains NaN or infinite values; use 0 (visible) and 1 (hidden)"
+        )
     return mask != 0
+
+
+def check_user_mask(mask: np.ndarray | str | Path, photo_shape: tuple[int, ...]) -> np.ndarray:
+    """A user's mask (an ``(H, W)`` array or an image file) validated for fitting.
+
+    As :func:`check_mask` (files: :func:`load_mask`), and a mask that hides every pixel is
+    refused: the face would be entirely hidden, leaving nothing to fit.
+
+    Returns:
+        ``(H, W)`` bool, True = hidden.
+
+    Raises:
+        ImageError: a mask file is missing or not an image.
+        ValueError: see :func:`check_mask`; or the mask is white all over.
+    """
+    hidden = (
+        load_mask(mask, photo_shape)
+        if isinstance(mask, str | Path)
+        else check_mask(mask, photo_shape)
+    )
+    if hidden.all():
+        raise ValueError(
+            "the occlusion mask is white all over: it hides the whole face, so no part of it is "
+            "left to fit; paint only what covers the face (white = hidden, black = visible)"
+        )
+    return hidden
 
 
 def load_mask(path: str | Path, photo_shape: tuple[int, ...]) -> np.ndarray:

@@ -1,0 +1,185 @@
+"""Which pixels of the face are hidden: one interface, three sources.
+
+:func:`segment_occlusion` returns an :class:`OcclusionResult` for one face of a photo, from
+
+- ``"user"``: a mask the user gives (an image file, white = hidden, or an ``(H, W)`` array,
+  nonzero = hidden, e.g. painted in an app), validated by
+  :func:`~d3dface.perception.occlusion_mask.check_user_mask`;
+- ``"facexlib"``: facexlib's learned face parser, an optional extra (``pip install
+  facexlib``; it needs torchvision and downloads its weights on first use, so it runs on a GPU
+  Space, not on this project's CPU machines), see :mod:`d3dface.perception.occlusion_facexlib`;
+- ``"model"``: the default that needs no downloaded weights, a segmentation from the fitted
+  face model and a robust model of the face's own skin, see
+  :mod:`d3dface.perception.occlusion_model`.
+
+``method="auto"`` uses the user's mask when one is given, else facexlib where it can run, else
+the model. Every source first places the face model quickly
+(:func:`~d3dface.perception.face_layout.face_layout`, about 0.3 s) to know where the face is;
+the model-based segmentation then takes about 0.2-0.5 s on one CPU thread.
+
+The result's landmark visibility follows :func:`d3dface.fitting.fit_face`'s rule (inside the
+photo and not on a hidden pixel), so ``fit_face(photo, model, result.mask, result.landmarks)``
+uses exactly the landmarks marked visible.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from d3dface.facemodel.model import FaceModel
+from d3dface.fitting import _visible_landmarks
+from d3dface.imageio import ImageSource, load_image
+from d3dface.perception.face_layout import FaceLayout, face_layout
+from d3dface.perception.landmarks import FaceLandmarks, LandmarkDetector, detect_face
+from d3dface.perception.occlusion_facexlib import (
+    FacexlibUnavailableError,
+    load_face_parser,
+    segment_with_facexlib,
+)
+from d3dface.perception.occlusion_mask import check_user_mask
+from d3dface.perception.occlusion_model import ModelSegmentationSettings, segment_with_model
+
+__all__ = ["METHODS", "OcclusionResult", "segment_occlusion"]
+
+METHODS = ("auto", "model", "facexlib", "user")
+"""Accepted values of ``segment_occlusion(method=...)``."""
+
+_MODEL_SETTINGS = ModelSegmentationSettings()
+
+
+@dataclass(frozen=True, eq=False)
+class OcclusionResult:
+    """The hidden part of one face.
+
+    Attributes:
+        mask: ``(H, W)`` bool, photo size, True where the face is hidden. Found masks may
+            reach a little past the face region (by 5 % of the face's size, 20 % below it),
+            where an occluder continues past the fitted outline (a guessed jaw is often short).
+        source: ``"user"``, ``"model"`` or ``"facexlib"``.
+        face_region: ``(H, W)`` bool, the face's footprint (the quick fit's facial surface:
+            skin and eyes, no scalp, ears or neck).
+        landmark_visible: ``(478,)`` bool, landmark inside the photo and not on a hidden pixel.
+        landmarks: the face's landmarks (detected, or the given ones), photo pixels.
+        timings: seconds per step (``detect``, ``layout``, ``segment``, ``total``).
+        notes: remarks for the user (an empty mask, a fallback from facexlib, ...).
+    """
+
+    mask: np.ndarray
+    source: str
+    face_region: np.ndarray
+    landmark_visible: np.ndarray
+    landmarks: FaceLandmarks
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def hidden_fraction(self) -> float:
+        """Share of the face region that the mask hides."""
+        region = int(self.face_region.sum())
+        return float((self.mask & self.face_region).sum() / region) if region else 0.0
+
+
+def segment_occlusion(
+    image: ImageSource,
+    model: FaceModel,
+    landmarks: FaceLandmarks | None = None,
+    method: str = "auto",
+    face_index: int = 0,
+    detector: LandmarkDetector | None = None,
+    user_mask: np.ndarray | str | Path | None = None,
+) -> OcclusionResult:
+    """Find (or take from the user) the hidden pixels of one face.
+
+    Args:
+        image: the photo (anything :func:`d3dface.imageio.load_image` accepts).
+        model: the face model (with regions and a landmark embedding).
+        landmarks: the face's landmarks in photo pixels; detected when None.
+        method: one of :data:`METHODS`.
+        face_index: which face when detecting (0 = largest).
+        detector: landmark detector to reuse (default: the shared one).
+        user_mask: the user's mask: ``(H, W)`` array (nonzero = hidden) or image file (white =
+            hidden); needs ``method`` ``"auto"`` or ``"user"``.
+
+    Returns:
+        The :class:`OcclusionResult`.
+
+    Raises:
+        ImageError: the photo or the mask file cannot be read. NoFaceError: no face found.
+        ValueError: bad method or face index; a bad user mask (size, NaN, white all over), or
+            one that leaves too few landmarks visible to place the face.
+        FacexlibUnavailableError: ``method="facexlib"`` where facexlib cannot run.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown occlusion method {method!r}; choose from {METHODS}")
+    if user_mask is not None and method not in ("auto", "user"):
+        raise ValueError(
+            f"a mask was given, so the method must be 'auto' or 'user', not {method!r}"
+        )
+    if method == "user" and user_mask is None:
+        raise ValueError("method 'user' needs a mask (user_mask)")
+    start = time.perf_counter()
+    photo = load_image(image)
+    user = None if user_mask is None else check_user_mask(user_mask, photo.shape)
+    if landmarks is None:
+        landmarks = detect_face(photo, face_index, detector)
+    timings = {"detect": time.perf_counter() - start}
+
+    clock = time.perf_counter()
+    layout = face_layout(photo, model, landmarks, occlusion_mask=user)
+    face_region = layout.to_photo(layout.footprint)
+    timings["layout"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    notes: list[str] = []
+    if user is not None:
+        mask, source = user, "user"
+        notes += _user_mask_notes(user, face_region)
+    else:
+        mask, source = _found_mask(photo, layout, method, notes)
+        if not (mask & face_region).any():
+            notes.append("no occluder was found: the whole face is treated as visible")
+    timings["segment"] = time.perf_counter() - clock
+    timings["total"] = time.perf_counter() - start
+    return OcclusionResult(
+        mask=mask,
+        source=source,
+        face_region=face_region,
+        landmark_visible=_visible_landmarks(landmarks.points, mask, photo.shape[:2]),
+        landmarks=landmarks,
+        timings={name: round(seconds, 4) for name, seconds in timings.items()},
+        notes=tuple(notes),
+    )
+
+
+def _found_mask(
+    photo: np.ndarray, layout: FaceLayout, method: str, notes: list[str]
+) -> tuple[np.ndarray, str]:
+    """The mask ``(H, W)`` bool found by facexlib or the model, and its source's name."""
+    if method in ("auto", "facexlib"):
+        try:
+            parser = load_face_parser()
+        except FacexlibUnavailableError as exc:
+            if method == "facexlib":
+                raise
+            reason = exc.__cause__ or exc
+            notes.append(f"model-based segmentation (facexlib is not available here: {reason})")
+        else:
+            found = segment_with_facexlib(layout, photo, parser)
+            return layout.to_photo(found, guide=photo), "facexlib"
+    settings = _MODEL_SETTINGS
+    found = segment_with_model(layout, settings)
+    mask = layout.to_photo(found, guide=photo, radius=settings.snap_radius, eps=settings.snap_eps)
+    return mask, "model"
+
+
+def _user_mask_notes(mask: np.ndarray, face_region: np.ndarray) -> list[str]:
+    """Remarks on a valid user mask ``(H, W)`` given the face region ``(H, W)``."""
+    if not mask.any():
+        return ["the mask is empty: nothing is hidden, the whole face is fitted"]
+    if not (mask & face_region).any():
+        return ["the mask does not touch the face: the whole face is fitted"]
+    return []

@@ -1,0 +1,297 @@
+"""Occlusion masks: user masks, facexlib's parser (through a stand-in), the model-based default,
+the drawn occluders, the ``mask`` command and the occlusion benchmark."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from d3dface.bench.__main__ import main as bench_main
+from d3dface.bench.occluders import OCCLUDER_KINDS, draw_occluder_of_type
+from d3dface.bench.synthetic import synthetic_face, synthetic_pattern
+from d3dface.cli import main
+from d3dface.facemodel.landmark_embedding import project_surface_points
+from d3dface.facemodel.model import FaceModel
+from d3dface.imageio import load_image
+from d3dface.perception.landmarks import LandmarkDetector
+from d3dface.perception.occlusion import segment_occlusion
+from d3dface.perception.occlusion_facexlib import (
+    FACEXLIB_CLASSES,
+    FacexlibUnavailableError,
+    load_face_parser,
+)
+from d3dface.perception.occlusion_mask import check_mask, check_user_mask
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_IMAGES = ROOT.parent / "shared" / "test_images"
+
+
+@pytest.fixture(scope="module")
+def model() -> FaceModel:
+    return FaceModel.from_pretrained(ROOT / "checkpoints" / "face_model")
+
+
+@pytest.fixture(scope="module")
+def detector() -> Iterator[LandmarkDetector]:
+    with LandmarkDetector(max_num_faces=1) as shared:
+        yield shared
+
+
+@pytest.fixture(scope="module")
+def render(model: FaceModel) -> tuple[np.ndarray, np.ndarray]:
+    """A render of the model (512 px) and its true landmarks (478, 2)."""
+    face = synthetic_face(model, synthetic_pattern(model), 91_000)
+    points = project_surface_points(
+        face.view.screen, model.faces, model.landmark_faces, model.landmark_bary
+    ).numpy()
+    return face.image, points
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> Path:
+    path = TEST_IMAGES / "astronaut.png"
+    if not path.is_file():
+        pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
+    return path
+
+
+@pytest.fixture
+def no_parser_cache() -> Iterator[None]:
+    load_face_parser.cache_clear()
+    yield
+    load_face_parser.cache_clear()
+
+
+def _iou(found: np.ndarray, truth: np.ndarray, region: np.ndarray) -> float:
+    found, truth = found & region, truth & region
+    return float((found & truth).sum() / (found | truth).sum())
+
+
+# ---------------------------------------------------------------------- user masks
+def test_user_masks_are_validated(tmp_path: Path) -> None:
+    shape = (40, 60, 3)
+    with pytest.raises(ValueError, match="NaN"):
+        check_mask(np.full(shape[:2], np.nan), shape)
+    with pytest.raises(ValueError, match="same photo at its full size"):
+        check_mask(np.zeros((20, 60)), shape)
+    with pytest.raises(ValueError, match="2-D"):
+        check_mask(np.zeros(shape), shape)
+    with pytest.raises(ValueError, match="booleans or numbers"):
+        check_mask(np.full(shape[:2], "x"), shape)
+    with pytest.raises(ValueError, match="white all over"):
+        check_user_mask(np.ones(shape[:2]), shape)
+    white = tmp_path / "white.png"
+    Image.fromarray(np.full(shape[:2], 255, np.uint8)).save(white)
+    with pytest.raises(ValueError, match="hides the whole face"):
+        check_user_mask(white, shape)
+    half = np.zeros(shape[:2], np.float32)
+    half[:, :30] = 0.5
+    assert check_user_mask(half, shape).sum() == 40 * 30
+    assert not check_user_mask(np.zeros(shape[:2]), shape).any()  # empty is fine
+
+
+def test_user_mask_source_reports_empty_and_refuses_bad_requests(
+    model: FaceModel, detector: LandmarkDetector, render: tuple[np.ndarray, np.ndarray]
+) -> None:
+    image, _ = render
+    empty = segment_occlusion(image, model, detector=detector, user_mask=np.zeros(image.shape[:2]))
+    assert empty.source == "user" and not empty.mask.any()
+    assert any("empty" in note for note in empty.notes)
+    assert empty.landmark_visible.all() and empty.face_region.any()
+    band = np.zeros(image.shape[:2], bool)
+    band[: image.shape[0] // 2] = True
+    half = segment_occlusion(image, model, landmarks=empty.landmarks, method="user", user_mask=band)
+    assert half.notes == () and 0.2 < half.hidden_fraction < 0.8
+    upper = half.landmarks.points[:, 1] < image.shape[0] // 2
+    np.testing.assert_array_equal(half.landmark_visible, ~upper)
+    with pytest.raises(ValueError, match="needs a mask"):
+        segment_occlusion(image, model, landmarks=empty.landmarks, method="user")
+    with pytest.raises(ValueError, match="must be 'auto' or 'user'"):
+        segment_occlusion(image, model, method="model", user_mask=band)
+    with pytest.raises(ValueError, match="unknown occlusion method"):
+        segment_occlusion(image, model, method="magic")
+
+
+# ---------------------------------------------------------------------- facexlib
+class _StandInParser(torch.nn.Module):
+    """Scores of a parser that calls the top half of its input 'hat' and the rest 'skin'."""
+
+    def __init__(self, classes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.classes = classes
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.inputs.append(image)
+        scores = torch.zeros(1, len(self.classes), 512, 512)
+        scores[0, self.classes.index("skin")] = 1.0
+        scores[0, self.classes.index("hat"), :256] = 2.0
+        return scores, scores
+
+
+def _install_facexlib(monkeypatch: pytest.MonkeyPatch, init: object) -> None:
+    package = types.ModuleType("facexlib")
+    parsing = types.ModuleType("facexlib.parsing")
+    parsing.init_parsing_model = init  # type: ignore[attr-defined]
+    package.parsing = parsing  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "facexlib", package)
+    monkeypatch.setitem(sys.modules, "facexlib.parsing", parsing)
+
+
+@pytest.mark.usefixtures("no_parser_cache")
+def test_facexlib_glue_with_a_stand_in_parser(
+    model: FaceModel,
+    detector: LandmarkDetector,
+    render: tuple[np.ndarray, np.ndarray],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    network = _StandInParser(FACEXLIB_CLASSES["bisenet"])
+    calls = []
+
+    def init_parsing_model(model_name: str, device: torch.device) -> _StandInParser:
+        calls.append((model_name, str(device)))
+        return network
+
+    _install_facexlib(monkeypatch, init_parsing_model)
+    image, _ = render
+    found = segment_occlusion(image, model, detector=detector)  # auto picks facexlib
+    assert found.source == "facexlib" and calls[0][0] == "bisenet"
+    assert network.inputs[0].shape == (1, 3, 512, 512)
+    std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+    pixels = network.inputs[0][0] * std + mean  # BiSeNet's ImageNet normalisation undone
+    assert float(pixels.min()) > -1e-5 and float(pixels.max()) < 1 + 1e-5
+    # the parser saw a square window centred on the landmarks' box: its top half ("hat") is
+    # hidden wherever the face is, its bottom half ("skin") nowhere
+    middle = float(found.landmarks.bbox[1] + found.landmarks.bbox[3]) / 2
+    rows = np.arange(image.shape[0])[:, None]
+    assert not (found.mask & (rows > middle + 2)).any()
+    upper_face = found.face_region & (rows < middle - 2)
+    assert (found.mask & upper_face).sum() > 0.97 * upper_face.sum()
+    assert segment_occlusion(image, model, method="facexlib", detector=detector).mask.any()
+    assert len(calls) == 1  # the parser is loaded once
+
+
+@pytest.mark.usefixtures("no_parser_cache")
+def test_facexlib_unavailable_is_a_clear_error_and_auto_falls_back(
+    model: FaceModel,
+    detector: LandmarkDetector,
+    render: tuple[np.ndarray, np.ndarray],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "facexlib", None)  # importing it raises ImportError
+    with pytest.raises(FacexlibUnavailableError, match="pip install facexlib"):
+        load_face_parser()
+    image, _ = render
+    with pytest.raises(FacexlibUnavailableError, match="method 'model'"):
+        segment_occlusion(image, model, method="facexlib", detector=detector)
+    found = segment_occlusion(image, model, detector=detector)
+    assert found.source == "model"
+    assert any("facexlib is not available" in note for note in found.notes)
+
+    def no_weights(model_name: str, device: torch.device) -> None:
+        raise OSError("network unreachable")
+
+    _install_facexlib(monkeypatch, no_weights)
+    with pytest.raises(FacexlibUnavailableError, match="weights could not be loaded"):
+        load_face_parser("parsenet")
+    with pytest.raises(ValueError, match="unknown facexlib parser"):
+        load_face_parser("unet")
+
+
+# ---------------------------------------------------------------------- the model-based default
+def test_model_segmentation_finds_drawn_occluders(
+    model: FaceModel, detector: LandmarkDetector, astronaut: Path
+) -> None:
+    photo = load_image(astronaut)
+    clean = segment_occlusion(photo, model, method="model", detector=detector)
+    assert clean.source == "model" and clean.hidden_fraction < 0.45  # her fringe hides some
+    for kind, seed, goal in (("sunglasses", 3, 0.75), ("face_mask", 4, 0.85)):
+        occluded, truth = draw_occluder_of_type(
+            photo, clean.landmarks.points, kind, np.random.default_rng(seed)
+        )
+        found = segment_occlusion(occluded, model, method="model", detector=detector)
+        region = clean.face_region & ~clean.mask
+        assert _iou(found.mask, truth, region) > goal, kind
+        cols, rows = np.floor(found.landmarks.points).astype(int).T
+        np.testing.assert_array_equal(found.landmark_visible, ~found.mask[rows, cols])
+        assert found.timings["total"] < 10.0
+
+
+def test_model_segmentation_on_a_render_with_a_face_mask(
+    model: FaceModel, detector: LandmarkDetector, render: tuple[np.ndarray, np.ndarray]
+) -> None:
+    image, points = render
+    occluded, truth = draw_occluder_of_type(image, points, "face_mask", np.random.default_rng(2))
+    found = segment_occlusion(occluded, model, method="model", detector=detector)
+    assert _iou(found.mask, truth, found.face_region) > 0.8
+
+
+# ---------------------------------------------------------------------- drawn occluders
+def test_occluders_are_seeded_and_cover_the_face(render: tuple[np.ndarray, np.ndarray]) -> None:
+    image, points = render
+    for kind in OCCLUDER_KINDS:
+        first, mask = draw_occluder_of_type(image, points, kind, np.random.default_rng(7))
+        again, mask_again = draw_occluder_of_type(image, points, kind, np.random.default_rng(7))
+        np.testing.assert_array_equal(first, again)
+        np.testing.assert_array_equal(mask, mask_again)
+        assert first.shape == image.shape and mask.dtype == bool
+        assert 0.005 < mask.mean() < 0.6, kind
+        assert (first[mask] != image[mask]).any(axis=1).mean() > 0.5, kind  # painted there
+        near = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        assert (first[~near] == image[~near]).all(), kind  # untouched beyond its soft edge
+    with pytest.raises(ValueError, match="unknown occluder kind"):
+        draw_occluder_of_type(image, points, "hat", np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"\(478, 2\)"):
+        draw_occluder_of_type(image, points[:68], "glasses", np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------------- CLI and benchmark
+def test_mask_command_writes_mask_and_overlay(
+    astronaut: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["mask", str(astronaut), "--method", "model", "--out", str(tmp_path)]) == 0
+    assert "wrote mask.png and overlay.png" in capsys.readouterr().out
+    with Image.open(astronaut) as photo, Image.open(tmp_path / "mask.png") as mask:
+        assert mask.size == photo.size and mask.mode == "L"
+        values = np.unique(np.asarray(mask))
+    assert set(values.tolist()) <= {0, 255} and 255 in values  # her fringe hides her forehead
+    with Image.open(tmp_path / "overlay.png") as overlay:
+        assert overlay.size == photo.size and overlay.mode == "RGB"
+    text = tmp_path / "notes.txt"
+    text.write_text("not a photo")
+    assert main(["mask", str(text), "--out", str(tmp_path / "x")]) == 2
+    assert "is not an image file" in capsys.readouterr().err
+
+
+def test_mask_command_facexlib_unavailable_is_one_line(
+    astronaut: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    no_parser_cache: None,
+) -> None:
+    monkeypatch.setitem(sys.modules, "facexlib", None)
+    args = ["mask", str(astronaut), "--method", "facexlib", "--out", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: facexlib's face parser is not available") and "\n" not in err
+
+
+def test_occlusion_benchmark_quick(tmp_path: Path) -> None:
+    assert bench_main(["occlusion", "--quick", "--quiet", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "occlusion.json").read_text())
+    summary = results["summary"]
+    assert set(summary["per_kind"]) == set(OCCLUDER_KINDS)
+    assert summary["mean_iou_non_skin"] is not None and summary["mean_iou_non_skin"] > 0.6
+    assert all(r["kind"] in OCCLUDER_KINDS for r in results["records"])
+    assert "| sunglasses |" in (tmp_path / "occlusion.md").read_text()
