@@ -203,3 +203,10 @@ def test_the_readme_snippet_loads_from_a_hub_cache_and_reconstructs_a_photo(
     assert result.samples.shape == (2, 5042, 3)  # type: ignore[attr-defined]
     assert (tmp_path / "out" / "sample_01.glb").is_file()
     assert np.asarray(Image.open(tmp_path / "out" / "mask.png")).any()
+
+
+def test_shipped_weights_are_safetensors_and_json_only() -> None:
+    files = [path for path in CHECKPOINTS_DIR.rglob("*") if path.is_file()]
+    assert files and {path.suffix for path in files} <= {".safetensors", ".json"}
+    total_mb = sum(path.stat().st_size for path in files) / 2**20
+    assert total_mb < 60  # the checkpoints' size budget
