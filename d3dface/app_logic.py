@@ -456,7 +456,7 @@ def _thumbnails(result: FaceResult, directory: Path, tile: int = 256) -> list[Pa
     from d3dface.figures import head_part
     from d3dface.render import render_preview
 
-    keep, head_faces = head_part(result.samples[0], result.faces, result.facial)
+    keep, head_faces = head_part(result.head_faces, result.samples.shape[1])
     paths = []
     for index, sample in enumerate(result.samples[:, keep]):
         views = [

@@ -47,7 +47,7 @@ from torch import Tensor
 from d3dface.dpp import dpp_loss
 from d3dface.facemodel.model import FaceModel
 from d3dface.fit_terms import photometric_loss
-from d3dface.fitting import FitResult
+from d3dface.fitting import FitResult, facial_skin_faces
 from d3dface.latent_spaces import LatentSpace
 from d3dface.metrics import pairwise_distances
 from d3dface.render import Camera, render, transform_points
@@ -59,12 +59,9 @@ __all__ = [
     "DiversityResult",
     "DiversitySettings",
     "diversify",
-    "facial_skin_faces",
-    "facial_vertices",
     "interpolate",
 ]
 
-_FACE_AREA_MAX_REST = 0.5  # a vertex is facial when its "rest" region weight is below this
 _SQRT_FLOOR = 1e-12  # squared metres; keeps the distance's gradient finite at zero
 
 
@@ -196,17 +193,6 @@ class DiversityResult:
     vertices: Tensor
     losses: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def facial_vertices(model: FaceModel) -> Tensor:
-    """(V,) bool: the face's skin vertices (no eyeballs, scalp, ears or neck)."""
-    rest = model.region_weights[model.region_index("rest")]
-    return (rest < _FACE_AREA_MAX_REST) & (model.vertex_part == 0)
-
-
-def facial_skin_faces(model: FaceModel) -> Tensor:
-    """(F', 3) the triangles of the face's skin (no eyeballs, scalp, ears or neck)."""
-    return model.faces[facial_vertices(model)[model.faces].all(dim=1)]
 
 
 def _photometric_term(samples: Tensor, target: PhotometricTarget, truncation: float) -> Tensor:

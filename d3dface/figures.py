@@ -19,23 +19,22 @@ _VIEWS = ((0.0, 0.0), (35.0, 0.0))
 """(yaw, pitch) degrees of the views drawn per sample: front, then turned to the left."""
 
 
-def head_part(reference: Tensor, faces: Tensor, facial: Tensor) -> tuple[Tensor, Tensor]:
-    """The head above the neck, for pictures framed on the face.
+def head_part(part_faces: Tensor, n_vertices: int) -> tuple[Tensor, Tensor]:
+    """A part of a mesh as a mesh of its own, for pictures framed on it (e.g. the head of
+    :func:`d3dface.overlay.head_faces`, so that previews frame the face, not the shoulders).
 
     Args:
-        reference: (V, 3) a mesh of the topology (model space, +y up).
-        faces: (F, 3) its triangles.
-        facial: (V,) bool, the facial vertices (the chin is the lowest of them).
+        part_faces: (F', 3) the part's triangles, indices into the whole mesh.
+        n_vertices: V, the whole mesh's vertex count.
 
     Returns:
-        ``keep`` (V,) bool, the vertices at most 1 cm below the chin, and the triangles
-        among them re-indexed into ``reference[keep]``, (F', 3).
+        ``keep`` (V,) bool, the vertices the part uses, and ``part_faces`` re-indexed into
+        ``vertices[keep]``, (F', 3).
     """
-    chin = reference[facial, 1].min()
-    keep = reference[:, 1] >= chin - 0.01
+    keep = torch.zeros(n_vertices, dtype=torch.bool, device=part_faces.device)
+    keep[part_faces.reshape(-1)] = True
     new_index = torch.cumsum(keep.long(), 0) - 1
-    kept_faces = faces[keep[faces].all(dim=1)]
-    return keep, new_index[kept_faces]
+    return keep, new_index[part_faces]
 
 
 def vertex_spread_mm(samples: Tensor) -> Tensor:

@@ -12,7 +12,7 @@ from PIL import Image
 from d3dface.facemodel.model import FaceModel
 from d3dface.fitting import FitResult
 from d3dface.meshio import export_mesh
-from d3dface.overlay import draw_overlay
+from d3dface.overlay import draw_overlay, head_faces
 from d3dface.visibility import VISIBILITY_NAMES, visibility_colours
 
 __all__ = ["fit_summary", "write_fit_outputs"]
@@ -62,7 +62,8 @@ def fit_summary(fit: FitResult, model: FaceModel) -> dict:
 def write_fit_outputs(
     fit: FitResult, model: FaceModel, photo: np.ndarray, out_dir: str | Path, extra: dict
 ) -> dict:
-    """Write the mesh (PLY, GLB), the overlay and ``fit.json`` into ``out_dir``.
+    """Write the mesh (PLY, GLB), the overlay (the head, see :func:`head_faces`) and
+    ``fit.json`` into ``out_dir``.
 
     Args:
         fit: the fit. model: the model it was made with. photo: (H, W, 3) uint8, the photo.
@@ -79,7 +80,7 @@ def write_fit_outputs(
         export_mesh(out_dir / "fit.ply", vertices, faces, colours),
         export_mesh(out_dir / "fit.glb", vertices, faces, colours),
     ]
-    overlay = draw_overlay(photo, fit, model.faces)
+    overlay = draw_overlay(photo, fit, head_faces(model))
     Image.fromarray(overlay).save(out_dir / "overlay.png")
     files.append(out_dir / "overlay.png")
     summary = {**extra, **fit_summary(fit, model), "files": [p.name for p in files]}

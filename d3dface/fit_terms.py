@@ -61,13 +61,21 @@ def landmark_weights() -> np.ndarray:
     return weights / weights.mean()
 
 
-def landmark_loss(predicted: Tensor, target: Tensor, weights: Tensor, scale: float) -> Tensor:
+def landmark_loss(
+    predicted: Tensor, target: Tensor, weights: Tensor, scale: float, robust: float = 0.0
+) -> Tensor:
     """Weighted sum of squared landmark distances, in units of ``scale`` pixels.
 
     ``predicted``, ``target`` (N, 2) pixels; ``weights`` (N,) (zero for landmarks that must not
     count). Summing (not averaging) makes fewer visible landmarks weigh less against the prior.
+    With ``robust`` > 0 (pixels) each squared distance ``d^2`` becomes the Cauchy loss
+    ``c^2 log(1 + d^2 / c^2)``, ``c = robust``: the same for small distances, but a landmark
+    far off pulls less the farther it is.
     """
     squared = ((predicted - target) / scale).pow(2).sum(-1)
+    if robust > 0:
+        cauchy = (robust / scale) ** 2
+        squared = cauchy * torch.log1p(squared / cauchy)
     return (weights * squared).sum()
 
 

@@ -6,8 +6,9 @@ Pipeline of :func:`fit_face`:
    *visible* when it lies inside the photo and not on an occluded pixel; only visible
    landmarks are ever used, for the crop, the pose and the landmark term.
 2. Crop (:mod:`d3dface.perception.face_crop`): a square around the visible landmarks,
-   resampled to ``crop_size`` pixels; crop pixels that touch occluded photo pixels are
-   unusable for the photometric term.
+   resampled to ``crop_size`` pixels (and to half that for the coarse level); crop pixels that
+   touch occluded photo pixels, or lie farther than ``hull_margin`` from the visible landmarks'
+   convex hull, are unusable for the photometric term.
 3. Camera: a pinhole with a *fixed* field of view (``fov_deg`` across the photo's longer side,
    principal point at the photo centre). A single photo barely constrains the focal length (a
    face is ~10 cm deep at ~1 m), so it is not estimated; the head's distance absorbs the scale.
@@ -17,40 +18,72 @@ Pipeline of :func:`fit_face`:
    lighting, minimising ``w_lmk L_landmarks + w_photo L_photometric + L_reg``; then the same
    with the local coefficients added (their prior and ``w_smooth L_smooth`` join ``L_reg``),
    the two eye regions' local coefficients at half the learning rate (paper: 0.5x for eye
-   components).
+   components). The first ``coarse_fraction`` of the iterations render at half resolution
+   (coarse to fine); all learning rates fall along a cosine. Landmarks beside an occluder
+   weigh less (``occluder_margin``) and each landmark's pull is capped by a Cauchy loss
+   (``landmark_robust_px``). The objective is evaluated on the sub-mesh it needs (skin and
+   landmark triangles, under half the vertices); the full mesh is made once at the end.
 6. Per-vertex visibility classes (:mod:`d3dface.visibility`) and the landmark error.
 
 Albedo: the ICT model has no albedo model. The face's albedo is one RGB colour per face region,
-blended by the model's soft region weights (``region_albedo``), under 2nd-order SH lighting;
-both are estimated with the shape. A few colours cannot copy the photo's texture, so the
-photometric term informs the shape through shading. Only facial skin triangles (no eyeballs,
-scalp, ears or neck) are drawn for it, and each pixel's error is truncated so that hair, beards
-or an occluder's unmasked edge cannot drag the head around.
+blended by the model's soft region weights (``region_albedo``), under 2nd-order SH lighting
+evaluated per vertex and interpolated across triangles; both are estimated with the shape. A
+few colours cannot copy the photo's texture, so the photometric term informs the shape through
+shading. Only facial skin triangles (:func:`facial_skin_faces`: no eyeballs, scalp, ears or
+neck) are drawn for it, and each pixel's error is truncated so that hair, beards or an
+occluder's unmasked edge cannot drag the head around.
 
-Defaults and the measurements that chose them (synthetic renders of the model, seeds 60000+,
-held apart from the benchmark's 50000+; medians over 4-8 faces, half of them occluded; error =
-RMS distance over truly visible facial vertices after a similarity alignment; CPU seconds of
-one fit on one thread of a loaded 2-core machine):
+Defaults and the measurements that chose them (synthetic renders of the global model, seeds
+60000-60015, held apart from the benchmark's 50000+; every second face occluded; error = RMS
+distance over truly visible facial vertices after a similarity alignment, median / mean over
+the faces; seconds of one fit on one thread of a 2-core machine shared with other jobs, load
+average 1-4, so compare seconds within one item only). Earlier measurements (200 iterations,
+the paper-like single-resolution fit; 4-8 faces):
 
 - Adam instead of the paper's SGD: on 4 clean faces at 200 iterations, Adam 1.79 mm, SGD at
   lr 5e-3 2.98 mm (2.66 mm after 600 iterations, 23 s), SGD at lr 5e-2 2.55 mm and unstable.
   Parameters are rescaled so that one learning rate serves every group (rotation in 0.1 rad,
   translation in 1 cm across and 5 cm in depth, coefficients in their prior's units).
-- Loss weights: mediapipe's landmarks are ~4 px (512 px render) off the embedded points, so a
-  fit that trusts them is worse than the mean face; weighting the photometric term up helped
-  most. Landmark 1 / photometric 64: median 2.06 mm on 6 faces where the paper's 5 / 16 gave
-  2.94 mm (with this module's normalisation of each term, see :class:`FitSettings`).
 - Photometric truncation 0.1: no change on renders; without it, a real photo with a drawn face
   mask was fitted in a wrongly turned pose (hair pixels dragged the head).
 - Priors: identity 1e-2 (1e-3 let one occluded face diverge to 8.7 mm in 300 iterations),
-  expression 0.1 (median 1.90 -> 1.77 mm, and a jaw hidden under a face mask stays closed
-  instead of drifting open), local 0.1 (at 1e-3 global+local was 0.5 mm worse than global;
-  at 0.1 or 0.01 the two are within 0.01 mm: the renders are faces of the global model, which
-  leaves the local models nothing to add but noise).
-- Smoothness 1000: 0.00-0.04 mm better than 1e-3 on 4 faces; the local displacements are
-  smooth by construction (regional PCAs of smooth meshes), so the term rarely bites.
-- 200 iterations: at 150 / 300 iterations median 1.99 / 1.83 mm for 6 / 12 s; 200 keeps a fit
-  under 10 s. Working crop 256 px: 192 px was 0.4 mm worse for 30% less time.
+  expression 0.1 (median 1.90 -> 1.77 mm; 0.3 costs 0.1 mm on occluded faces), local 0.1
+  (at 1e-3 global+local was 0.5 mm worse than global). Smoothness 1000: 0.00-0.04 mm better
+  than 1e-3; the local displacements are smooth by construction, so the term rarely bites.
+- Working crop 256 px: 192 px was 0.4 mm worse for 30% less time.
+
+The current defaults, from the earlier ones (1.790 / 2.462 mm global, 1.787 / 2.461 mm
+global+local on 8 faces, 7.3 s; one occluded face at 7.8 mm, its mean-face error 5.6 mm):
+
+- Sub-mesh objective and per-vertex shading: an iteration at 256 px took 50 ms, on the
+  sub-mesh 32 ms, with shading per vertex instead of per pixel 21 ms (0.03 mm worse on 8
+  faces: 1.78 -> 1.81). Coarse to fine: an iteration at 128 px takes 10 ms; with half of 200
+  iterations there 1.81 mm and 25% less time, with 75% 1.80 mm.
+- Landmarks beside occluders: mediapipe shifts visible landmarks near an occluder by 10-28 px
+  (512 px render) against 4-7 px far from it. Weighting them by ``(d / margin)^2``: occluded
+  faces 1.85 mm -> 1.71 / 1.65 / 1.66 at margin 0.05 / 0.1 / 0.2 of the crop side.
+  Excluding them from the PnP pose as well changed nothing (1.406 -> 1.402 mm occluded).
+- Robust landmarks: with exact landmarks (the true projections) the fit reaches 1.44 mm, so
+  landmark errors dominate. A Cauchy loss of scale 3 px: 1.61 / 1.73 mm (2 px 1.62 / 1.58,
+  12 px 1.63 / 2.27; plain squares left the 7.8 mm face at 7.1 mm, 3 px brought it to 4.1).
+- Photometric weight (landmark weight 1, 16 faces): 64 1.61 / 1.73, 128 1.48 / 1.50, 256
+  1.47 / 1.50, 512 1.50 / 1.54 mm; 128 keeps more weight on landmarks for real photos.
+- Schedule (16 faces): 120 / 150 / 200 / 300 iterations at a constant learning rate:
+  1.55 / 1.52 / 1.48 / 1.43 mm median (error still falling at 400). Cosine decay to 0.1 of
+  the learning rate and Adam's beta2 0.99 (instead of 0.999): 1.41 / 1.43 mm at 300;
+  learning rate 0.03 1.44 / 1.48, 0.1 worse. Share of the 300 iterations at half
+  resolution 0.75 / 0.85 / 0.9: 1.406 / 1.406 / 1.409 mm median, 4.8 / 4.0 / 3.8 s (360 at
+  0.9: 1.398 mm, 4.4 s; 240 at 0.75: 1.45 mm, 3.8 s).
+- Photometric pixels near the landmark hull: on a photo with a drawn face mask the fit
+  opened the hidden jaw (jawOpen 0.40, mouth visibly open in the overlay): the neck below
+  the mask is skin-coloured, and a mean error over the rendered pixels rewards covering it.
+  The exact hull closes it (jawOpen 0) but costs 0.03 / 0.10 mm on renders; margin 0.05 is
+  unstable (1.46 / 1.71); margin 0.1 of the crop side is neutral (1.406 / 1.439 against
+  1.409 / 1.429) and leaves jawOpen at 0.17 (0 on the Biden photo).
+- Local stage (global-model faces cannot gain from it): global only / local from 50% / from
+  25%: 1.400 / 1.409 / 1.400 mm. On faces with local detail (local coefficients drawn from
+  N(0, 0.5^2), 16 faces): global 2.74 / 2.75, global+local 2.72 / 2.72 mm (local prior 0.03:
+  2.71, 0.3: 2.72).
 
 Fitting has no random step: the same inputs give the same result.
 """
@@ -62,6 +95,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+import cv2
 import numpy as np
 import torch
 from torch import Tensor
@@ -82,19 +116,29 @@ from d3dface.perception.face_crop import DEFAULT_CROP_MARGIN, DEFAULT_CROP_SIZE,
 from d3dface.perception.landmarks import FaceLandmarks, LandmarkDetector, detect_face
 from d3dface.perception.occlusion_mask import check_mask
 from d3dface.pose_init import MIN_POSE_POINTS, solve_pose
-from d3dface.render import Camera, project, render, rotation_matrix, transform_points
+from d3dface.render import (
+    Camera,
+    interpolate,
+    project,
+    rasterize,
+    rotation_matrix,
+    sh_shading,
+    transform_points,
+    vertex_normals,
+)
 from d3dface.visibility import VISIBLE, classify_vertices
 
 __all__ = ["DEFAULT_ITERATIONS", "FitResult", "FitSettings", "fit_face", "photo_camera"]
 
-DEFAULT_ITERATIONS = 200
-"""Non-rigid iterations; chosen from the accuracy / time measurements in the README."""
+DEFAULT_ITERATIONS = 300
+"""Non-rigid iterations; chosen from the accuracy / time measurements in the module docstring."""
 
 _ROTATION_UNIT = 0.1  # radians per parameter unit
 _TRANSLATION_UNIT = (0.01, 0.01, 0.05)  # metres per parameter unit (x, y, depth)
 _SH_CONSTANT = 1.0 / 0.282095  # SH coefficient of a uniform light of intensity 1
 _EYE_REGIONS = ("eye_left", "eye_right")
 _FACE_AREA_MAX_REST = 0.5  # a vertex is facial when its "rest" region weight is below this
+_ADAM_BETAS = (0.9, 0.99)  # a shorter second-moment memory than torch's 0.999
 
 
 @dataclass(frozen=True)
@@ -120,6 +164,16 @@ class FitSettings:
         smoothness_weight: weight of the mean squared Laplacian of the local displacement (mm).
         crop_size: working resolution in pixels. crop_margin: crop side over landmark box.
         fov_deg: camera field of view across the photo's longer side.
+        coarse_fraction: share of ``iterations`` run first at half the working resolution.
+        final_lr_fraction: the learning rates fall along a cosine to this fraction of their
+            start by the last iteration.
+        landmark_robust_px: scale (pixels of a ``crop_size`` crop) of the Cauchy loss on each
+            landmark's distance (``c^2 log(1 + d^2 / c^2)``): a landmark far off stops
+            pulling; 0 gives plain squares.
+        occluder_margin: a visible landmark nearer than this fraction of the crop side to an
+            occluded pixel has its weight scaled by ``(distance / margin)^2``.
+        hull_margin: the photometric term only uses pixels within this fraction of the crop
+            side of the visible landmarks' convex hull (None: no such limit).
     """
 
     iterations: int = DEFAULT_ITERATIONS
@@ -130,7 +184,7 @@ class FitSettings:
     learning_rate: float = 0.05
     eye_lr_scale: float = 0.5
     landmark_weight: float = 1.0
-    photometric_weight: float = 64.0
+    photometric_weight: float = 128.0
     photometric_truncation: float = 0.1
     regularisation_weight: float = 1e-2
     expression_regularisation_weight: float = 0.1
@@ -139,6 +193,11 @@ class FitSettings:
     crop_size: int = DEFAULT_CROP_SIZE
     crop_margin: float = DEFAULT_CROP_MARGIN
     fov_deg: float = 20.0
+    coarse_fraction: float = 0.85
+    final_lr_fraction: float = 0.1
+    landmark_robust_px: float = 3.0
+    occluder_margin: float = 0.1
+    hull_margin: float | None = 0.1
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -149,6 +208,8 @@ class FitSettings:
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if not 0.0 < self.fov_deg < 180.0:
             raise ValueError(f"fov_deg must be in (0, 180), got {self.fov_deg}")
+        if not 0.0 <= self.coarse_fraction <= 1.0:
+            raise ValueError(f"coarse_fraction must be in [0, 1], got {self.coarse_fraction}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -263,11 +324,15 @@ def fit_face(
             f"only {visible.sum()} of the face's {len(visible)} landmarks are visible; at least "
             f"{MIN_POSE_POINTS} are needed (the occlusion mask hides almost the whole face)"
         )
-    crop = crop_face(
-        photo, landmarks.points[visible], mask, settings.crop_size, settings.crop_margin
-    )
+    points = landmarks.points[visible]
+    crop = crop_face(photo, points, mask, settings.crop_size, settings.crop_margin)
     camera = photo_camera(photo.shape[:2], settings.fov_deg)
-    problem = _Problem(model, crop, _crop_camera(camera, crop), landmarks.points, visible)
+    levels = [_Level.of(crop, camera, points, settings.hull_margin)]
+    if settings.coarse_fraction > 0.0:
+        coarse = crop_face(photo, points, mask, settings.crop_size // 2, settings.crop_margin)
+        levels.insert(0, _Level.of(coarse, camera, points, settings.hull_margin))
+    reliability = _landmark_reliability(points, mask, settings.occluder_margin * crop.side)
+    problem = _Problem(model, levels, visible, reliability)
     timings["rigid"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -276,7 +341,8 @@ def fit_face(
 
     clock = time.perf_counter()
     with torch.no_grad():
-        vertices, vertices_cam, terms = problem.evaluate(params, settings)
+        terms = problem.evaluate(params, settings, levels[-1], settings.use_local)
+        vertices, vertices_cam = problem.full_mesh(params, settings.use_local)
         rotation, translation = problem.pose(params)
         albedo = region_albedo(params["albedo"], model.region_weights)
         projected = project(model.landmarks(vertices_cam[None]), camera)[0, :, :2].numpy()
@@ -320,6 +386,37 @@ def _visible_landmarks(
     return inside & ~hidden
 
 
+def _landmark_reliability(points: np.ndarray, mask: np.ndarray | None, margin: float) -> np.ndarray:
+    """(N,) weight factors in [0, 1] of visible landmarks (N, 2) photo pixels: ``(d /
+    margin)^2`` for a landmark ``d`` < ``margin`` photo pixels from the nearest occluded pixel,
+    else 1. Mediapipe infers a face's landmarks jointly, so an occluder also shifts the visible
+    ones beside it (on renders: ~15-25 px within 20 px of it, ~5 px far from it, at 512 px)."""
+    if mask is None or margin <= 0.0 or not mask.any():
+        return np.ones(len(points))
+    distance = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    height, width = mask.shape
+    cols = np.clip(np.floor(points[:, 0]).astype(np.int64), 0, width - 1)
+    rows = np.clip(np.floor(points[:, 1]).astype(np.int64), 0, height - 1)
+    return np.minimum(distance[rows, cols] / margin, 1.0) ** 2
+
+
+def _cosine_decay(step: int, steps: int, final: float) -> float:
+    """Learning-rate factor at ``step`` of ``steps``: 1 at the start, along a cosine toward
+    ``final`` at the end."""
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * step / max(steps, 1)))
+
+
+def _near_hull(points: np.ndarray, size: int, radius: int) -> np.ndarray:
+    """(size, size) bool: the pixels within ``radius`` of the convex hull of points (N, 2)."""
+    hull = cv2.convexHull(np.round(points * 16).astype(np.int32))
+    inside = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(inside, hull, 1, lineType=cv2.LINE_8, shift=4)
+    if radius > 0:
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        inside = cv2.dilate(inside, disc)
+    return inside > 0
+
+
 def _crop_camera(camera: Camera, crop: FaceCrop) -> Camera:
     """A photo camera re-expressed in the pixels of a crop of that photo."""
     scale = crop.scale
@@ -339,43 +436,103 @@ def _local_basis(model: FaceModel) -> Tensor:
     return blended.reshape(-1, model.n_vertices, 3)
 
 
+def facial_skin_faces(model: FaceModel) -> Tensor:
+    """(F', 3) the face's skin triangles: no eyeball triangle, and none with a corner whose
+    "rest" region weight (scalp, ears, neck) reaches 0.5."""
+    rest = model.region_weights[model.region_index("rest")]
+    facial = (rest < _FACE_AREA_MAX_REST) & (model.vertex_part == 0)
+    return model.faces[facial[model.faces].all(dim=1)]
+
+
+@dataclass(frozen=True, eq=False)
+class _Level:
+    """One working resolution: the crop camera, the crop image ``(S, S, 3)`` in [0, 1], its
+    usable pixels ``(S, S)`` bool and the visible landmarks ``(N, 2)`` in its pixels."""
+
+    camera: Camera
+    image: Tensor
+    usable: Tensor
+    targets: Tensor
+
+    @classmethod
+    def of(
+        cls,
+        crop: FaceCrop,
+        camera: Camera,
+        visible_points: np.ndarray,
+        hull_margin: float | None,
+    ) -> _Level:
+        """The level of a crop of the photo seen by ``camera`` (photo pixels).
+
+        ``visible_points`` (N, 2) photo pixels; with a ``hull_margin`` (fraction of the crop
+        side) the pixels farther than that from their convex hull are unusable.
+        """
+        targets = crop.to_crop(visible_points)
+        usable = ~crop.unusable
+        if hull_margin is not None:
+            usable &= _near_hull(targets, crop.size, round(hull_margin * crop.size))
+        return cls(
+            camera=_crop_camera(camera, crop),
+            image=torch.from_numpy(crop.image),
+            usable=torch.from_numpy(usable),
+            targets=torch.from_numpy(targets).float(),
+        )
+
+
 class _Problem:
-    """The data of one fit (crop, camera, visible landmarks) and its objective."""
+    """The data of one fit (working levels, visible landmarks) and its objective.
+
+    The optimisation only needs the vertices of the facial skin triangles and of the visible
+    landmarks' triangles (``used``, under half of the model's), so it runs on that sub-mesh:
+    one matrix product of all coefficients with a pre-sliced basis gives its vertices
+    (:meth:`sub_mesh`), and the full mesh is computed once, at the end (:meth:`full_mesh`).
+    """
 
     def __init__(
         self,
         model: FaceModel,
-        crop: FaceCrop,
-        camera: Camera,
-        landmark_points: np.ndarray,
+        levels: list[_Level],
         visible: np.ndarray,
+        reliability: np.ndarray,
     ) -> None:
+        """``levels``: coarse to fine, the last one sets the pose; ``visible`` (478,) bool, the
+        landmarks used; ``reliability`` (N_visible,) their weight factors in [0, 1]."""
         self.model = model
-        self.camera = camera
-        self.visible = torch.from_numpy(np.flatnonzero(visible))
-        self.targets = torch.from_numpy(crop.to_crop(landmark_points[visible])).float()
-        self.weights = torch.from_numpy(landmark_weights()[visible]).float()
-        self.image = torch.from_numpy(crop.image)
-        self.usable = torch.from_numpy(~crop.unusable)
-        rest = model.region_weights[model.region_index("rest")]
-        facial = (rest < _FACE_AREA_MAX_REST) & (model.vertex_part == 0)
-        self.photo_faces = model.faces[facial[model.faces].all(dim=1)]
+        self.levels = levels
+        self.weights = torch.from_numpy(landmark_weights()[visible] * reliability).float()
         self.eye_regions = torch.tensor([model.region_index(name) for name in _EYE_REGIONS])
         others = [i for i in range(model.n_regions) if i not in self.eye_regions.tolist()]
         self.other_regions = torch.tensor(others)
         self.region_order = torch.argsort(torch.cat([self.eye_regions, self.other_regions]))
+        local_basis = _local_basis(model)
         self.smoothness = smoothness_matrix(
-            uniform_laplacian(model.faces.numpy(), model.n_vertices), _local_basis(model)
+            uniform_laplacian(model.faces.numpy(), model.n_vertices), local_basis
         )
+        # the sub-mesh: facial skin triangles and the visible landmarks' triangles
+        visible_index = torch.from_numpy(np.flatnonzero(visible))
+        skin = facial_skin_faces(model)
+        landmark_corners = model.faces[model.landmark_faces[visible_index]]
+        self.used = torch.unique(torch.cat([skin.reshape(-1), landmark_corners.reshape(-1)]))
+        renumber = torch.full((model.n_vertices,), -1, dtype=torch.long)
+        renumber[self.used] = torch.arange(len(self.used))
+        self.photo_faces = renumber[skin]
+        self.landmark_corners = renumber[landmark_corners]
+        self.landmark_bary = model.landmark_bary[visible_index]
+        self.template = model.template[self.used][None]
+        bases = (model.identity_basis, model.expression_basis, local_basis)
+        self.basis = torch.cat([basis[:, self.used].reshape(len(basis), -1) for basis in bases])
+        self.region_weights = model.region_weights[:, self.used]
+
+        fine = levels[-1]
         with torch.no_grad():
-            mean_landmarks = model.landmarks(model.template[None])[0].double().numpy()
+            mean_landmarks = self.landmarks(self.template)[0].double().numpy()
         # the face oval lies on the silhouette, where the mean face's points do not
-        for_pose = ~np.isin(np.flatnonzero(visible), landmark_groups()["face_oval"])
+        for_pose = ~np.isin(visible_index.numpy(), landmark_groups()["face_oval"])
         rotation, translation = solve_pose(
-            mean_landmarks[visible][for_pose],
-            self.targets.double().numpy()[for_pose],
-            float(camera.fx),
-            (float(camera.cx), float(camera.cy)),
+            mean_landmarks[for_pose],
+            fine.targets.double().numpy()[for_pose],
+            float(fine.camera.fx),
+            (float(fine.camera.cx), float(fine.camera.cy)),
         )
         self.rotation0 = torch.from_numpy(rotation).float()
         self.translation0 = torch.from_numpy(translation).float()
@@ -401,16 +558,18 @@ class _Problem:
         return params
 
     def _initial_albedo(self) -> Tensor:
-        """(3,) mean colour of the usable crop pixels that the posed mean face covers."""
+        """(3,) mean colour of the usable fine-level pixels that the posed mean face covers."""
+        fine = self.levels[-1]
         with torch.no_grad():
             vertices_cam = transform_points(
-                self.model.template[None], self.rotation0[None], self.translation0[None]
+                self.template, self.rotation0[None], self.translation0[None]
             )
-            _, fragments = render(vertices_cam, self.photo_faces, self.camera)
-            valid = fragments.mask[0] & self.usable
+            screen = project(vertices_cam, fine.camera)
+            fragments = rasterize(screen, self.photo_faces, fine.camera.image_size)
+            valid = fragments.mask[0] & fine.usable
             if not bool(valid.any()):
                 return torch.full((3,), 0.5)
-            return self.image[valid].mean(dim=0)
+            return fine.image[valid].mean(dim=0)
 
     def pose(self, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Rotation (3, 3) and translation (3,) of the current pose offsets."""
@@ -428,29 +587,42 @@ class _Problem:
         joined = torch.cat([params["local_eyes"], params["local_other"]], dim=1)
         return joined[:, self.region_order]
 
+    def sub_mesh(self, params: dict[str, Tensor], local: Tensor | None) -> Tensor:
+        """Model-space vertices (1, U, 3) of the sub-mesh (``used``): identity, expression and,
+        when given, the local coefficients (1, R, L), in one product with the sliced basis."""
+        coefficients = [params["identity"], params["expression"]]
+        if local is not None:
+            coefficients.append(local.reshape(1, -1))
+        joined = torch.cat(coefficients, dim=1)
+        offsets = joined @ self.basis[: joined.shape[1]]
+        return self.template + offsets.view(1, -1, 3)
+
+    def landmarks(self, vertices: Tensor) -> Tensor:
+        """Sub-mesh vertices (1, U, 3) -> the visible landmarks' surface points (1, N, 3)."""
+        corners = vertices[:, self.landmark_corners]  # (1, N, 3, 3)
+        return torch.einsum("bnkc,nk->bnc", corners, self.landmark_bary)
+
     # ------------------------------------------------------------------ objective
     def evaluate(
-        self, params: dict[str, Tensor], settings: FitSettings, with_local: bool = True
-    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """Vertices (V, 3), camera-space vertices (V, 3) and the weighted loss terms."""
-        local = self.local(params) if with_local and settings.use_local else None
-        vertices = self.model(params["identity"], params["expression"], local)
-        vertices_cam = self.posed(vertices, params)
-        screen = project(self.model.landmarks(vertices_cam), self.camera)[0, :, :2]
+        self, params: dict[str, Tensor], settings: FitSettings, level: _Level, with_local: bool
+    ) -> dict[str, Tensor]:
+        """The weighted loss terms at one level; the local terms only ``with_local``."""
+        local = self.local(params) if with_local else None
+        vertices_cam = self.posed(self.sub_mesh(params, local), params)
+        screen = project(self.landmarks(vertices_cam), level.camera)[0, :, :2]
         terms = {
             "landmarks": settings.landmark_weight
             * landmark_loss(
-                screen[self.visible], self.targets, self.weights, self.camera.image_size[0] / 2
+                screen,
+                level.targets,
+                self.weights,
+                level.camera.image_size[0] / 2,
+                settings.landmark_robust_px * level.camera.image_size[0] / settings.crop_size,
             )
         }
         if settings.use_photometric:
-            albedo = region_albedo(params["albedo"], self.model.region_weights)[None]
-            rendered, fragments = render(
-                vertices_cam, self.photo_faces, self.camera, albedo=albedo, sh_coeffs=params["sh"]
-            )
-            valid = fragments.mask[0] & self.usable
-            terms["photometric"] = settings.photometric_weight * photometric_loss(
-                rendered[0], self.image, valid, settings.photometric_truncation
+            terms["photometric"] = settings.photometric_weight * self._photometric(
+                vertices_cam, params, level, settings.photometric_truncation
             )
         terms["regularisation"] = (
             settings.regularisation_weight * params["identity"].pow(2).sum()
@@ -463,45 +635,68 @@ class _Problem:
             terms["smoothness"] = settings.smoothness_weight * smoothness_loss(
                 local.reshape(-1), self.smoothness
             )
-        return vertices[0], vertices_cam[0], terms
+        return terms
+
+    def _photometric(
+        self, vertices_cam: Tensor, params: dict[str, Tensor], level: _Level, truncation: float
+    ) -> Tensor:
+        """Truncated photometric error (unweighted) of the skin triangles at ``level``.
+
+        ``vertices_cam`` (1, U, 3). Shading is per vertex (albedo times SH irradiance at the
+        vertex normal), interpolated across each triangle.
+        """
+        albedo = region_albedo(params["albedo"], self.region_weights)[None]
+        normals = vertex_normals(vertices_cam, self.photo_faces)
+        colours = albedo * sh_shading(normals, params["sh"])
+        screen = project(vertices_cam, level.camera)
+        fragments = rasterize(screen, self.photo_faces, level.camera.image_size)
+        rendered = interpolate(colours, self.photo_faces, fragments)
+        valid = fragments.mask[0] & level.usable
+        return photometric_loss(rendered[0], level.image, valid, truncation)
+
+    def full_mesh(self, params: dict[str, Tensor], with_local: bool) -> tuple[Tensor, Tensor]:
+        """The whole model's vertices (V, 3) and camera-space vertices (V, 3)."""
+        local = self.local(params) if with_local else None
+        vertices = self.model(params["identity"], params["expression"], local)
+        return vertices[0], self.posed(vertices, params)[0]
 
     # ------------------------------------------------------------------ optimisation
     def optimise(self, settings: FitSettings) -> dict[str, Tensor]:
         """Run the global stage, then (with ``use_local``) the global+local stage.
 
         One optimiser runs through both stages; the local coefficients join it as new
-        parameter groups, so the global parameters keep their optimiser state.
+        parameter groups, so the global parameters keep their optimiser state. Every group's
+        learning rate follows :func:`_cosine_decay`; the first ``coarse_fraction`` of the
+        iterations run at the coarse level (when there is one).
         """
         params = self.initial_parameters()
         lr = settings.learning_rate
         names = ["rotation", "translation", "identity", "expression"]
         if settings.use_photometric:
             names += ["albedo", "sh"]
-        groups = [{"params": [params[name] for name in names], "lr": lr}]
-        optimiser_class = torch.optim.Adam if settings.optimizer == "adam" else torch.optim.SGD
-        optimiser = optimiser_class(groups)
+        groups = [{"params": [params[name] for name in names], "lr": lr, "initial_lr": lr}]
+        if settings.optimizer == "adam":
+            optimiser = torch.optim.Adam(groups, betas=_ADAM_BETAS)
+        else:
+            optimiser = torch.optim.SGD(groups)
         n_local = round(settings.iterations * settings.local_fraction) if settings.use_local else 0
-        self._run(params, settings, optimiser, settings.iterations - n_local, with_local=False)
-        if n_local:
-            optimiser.add_param_group({"params": [params["local_other"]], "lr": lr})
-            eye_lr = lr * settings.eye_lr_scale
-            optimiser.add_param_group({"params": [params["local_eyes"]], "lr": eye_lr})
-            self._run(params, settings, optimiser, n_local, with_local=True)
-        return params
-
-    def _run(
-        self,
-        params: dict[str, Tensor],
-        settings: FitSettings,
-        optimiser: torch.optim.Optimizer,
-        iterations: int,
-        with_local: bool,
-    ) -> None:
-        """``iterations`` optimiser steps of one stage."""
-        for _ in range(iterations):
+        n_global = settings.iterations - n_local
+        n_coarse = round(settings.iterations * settings.coarse_fraction)
+        for step in range(settings.iterations):
+            if step == n_global:
+                eye_lr = lr * settings.eye_lr_scale
+                for name, start in (("local_other", lr), ("local_eyes", eye_lr)):
+                    optimiser.add_param_group(
+                        {"params": [params[name]], "lr": start, "initial_lr": start}
+                    )
+            decay = _cosine_decay(step, settings.iterations, settings.final_lr_fraction)
+            for group in optimiser.param_groups:
+                group["lr"] = group["initial_lr"] * decay
+            level = self.levels[0] if step < n_coarse else self.levels[-1]
             optimiser.zero_grad(set_to_none=True)
-            _, _, terms = self.evaluate(params, settings, with_local)
+            terms = self.evaluate(params, settings, level, with_local=step >= n_global)
             sum(terms.values()).backward()
             optimiser.step()
             with torch.no_grad():
                 params["expression"].clamp_(0.0, 1.0)
+        return params

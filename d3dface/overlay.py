@@ -7,13 +7,36 @@ import math
 import numpy as np
 import torch
 
-from d3dface.fitting import FitResult
+from d3dface.facemodel.model import FaceModel
+from d3dface.fitting import FitResult, facial_skin_faces
 from d3dface.render import Camera, project, render
 from d3dface.visibility import visibility_colours
 
-__all__ = ["draw_overlay"]
+__all__ = ["draw_overlay", "head_faces"]
 
 _LIGHT = (-0.8, 0.5, 0.6)  # camera space: from the upper left, oblique so the shape shows
+_CHIN_LANDMARK = 152  # mediapipe: the chin's lowest point
+_NECK_CUT_BELOW_CHIN = 0.018  # metres
+_NECK_CUT_SLOPE = 0.25  # the cut rises this much per metre toward the back of the head
+
+
+def head_faces(model: FaceModel) -> torch.Tensor:
+    """(F', 3) the model's triangles without the neck and shoulders.
+
+    A photo's neck is mostly hidden by the collar or the chin's shadow and the model's neck
+    plate is not fitted, so an overlay draws the head only: the triangles whose corners all
+    lie, on the template, above a plane 18 mm under the chin landmark that rises 1 in 4
+    toward the back of the head (it passes under the jaw and the skull) or on the face's
+    skin (:func:`d3dface.fitting.facial_skin_faces`, whose underside of the chin dips below
+    the plane).
+    """
+    template = model.template
+    with torch.no_grad():
+        chin = model.landmarks(template[None])[0, _CHIN_LANDMARK]
+    height = template[:, 1] - (chin[1] - _NECK_CUT_BELOW_CHIN)
+    keep = height > _NECK_CUT_SLOPE * (chin[2] - template[:, 2])
+    keep[facial_skin_faces(model).reshape(-1)] = True
+    return model.faces[keep[model.faces].all(dim=1)]
 
 
 @torch.no_grad()
@@ -23,11 +46,12 @@ def draw_overlay(
     """Alpha-blend a shaded render of the fit onto the photo, at the photo's resolution.
 
     Vertices are coloured by :func:`d3dface.visibility.visibility_colours` (occluded parts
-    red). Only the window around the projected mesh is rasterised.
+    red). Only the window around the projected triangles is rasterised.
 
     Args:
         photo: (H, W, 3) uint8, the photo the fit was made on.
-        fit: the fit. faces: (F, 3) the model's triangles.
+        fit: the fit. faces: (F, 3) the triangles to draw (the model's, or
+            :func:`head_faces` to leave the neck out).
         alpha: opacity of the mesh.
 
     Returns:
@@ -40,7 +64,7 @@ def draw_overlay(
             f"{fit.camera.image_size[1]}x{fit.camera.image_size[0]} photo"
         )
     points = fit.vertices_cam[None]
-    uv = project(points, fit.camera)[0, :, :2].numpy()
+    uv = project(points, fit.camera)[0, torch.unique(faces), :2].numpy()
     x0, y0 = (max(math.floor(c) - 1, 0) for c in uv.min(axis=0))
     x1 = min(math.ceil(uv[:, 0].max()) + 1, width)
     y1 = min(math.ceil(uv[:, 1].max()) + 1, height)

@@ -31,7 +31,6 @@ from d3dface.diversity import (
     CompletionTarget,
     DiversitySettings,
     diversify,
-    facial_vertices,
     interpolate,
 )
 from d3dface.facemodel.model import FaceModel
@@ -48,6 +47,7 @@ from d3dface.hub import (
 from d3dface.imageio import ImageSource, load_image
 from d3dface.latent_spaces import VAESpace
 from d3dface.metrics import diversity_metrics
+from d3dface.overlay import head_faces
 from d3dface.perception.landmarks import LandmarkDetector, detect_face
 from d3dface.perception.occlusion_mask import check_user_mask
 from d3dface.vae.model import MeshVAE
@@ -79,7 +79,8 @@ class FaceResult:
         metrics: ASD-V, ASD-O (mm) and their ratio (empty for N = 1).
         timings: seconds per stage and ``total``.
         settings: the diversity settings used.
-        faces: (F, 3) the mesh's triangles. facial: (V,) bool, the face's skin vertices.
+        faces: (F, 3) the mesh's triangles. head_faces: (F', 3) those of the head without
+            the neck (:func:`d3dface.overlay.head_faces`), for pictures.
         space: the latent space of the codes (decodes interpolations).
     """
 
@@ -95,7 +96,7 @@ class FaceResult:
     timings: dict[str, float]
     settings: DiversitySettings
     faces: Tensor
-    facial: Tensor
+    head_faces: Tensor
     space: VAESpace = field(repr=False)
 
     @property
@@ -141,6 +142,7 @@ class Diverse3DFace:
         self.face_model = face_model.eval()
         self.vae = vae.eval().requires_grad_(False)
         self.fit_settings = fit_settings or FitSettings()
+        self.head_faces = head_faces(self.face_model)
         self.detector = detector
 
     @classmethod
@@ -270,7 +272,7 @@ class Diverse3DFace:
             timings={name: round(seconds, 3) for name, seconds in timings.items()},
             settings=settings,
             faces=self.face_model.faces,
-            facial=facial_vertices(self.face_model),
+            head_faces=self.head_faces,
             space=space,
         )
 

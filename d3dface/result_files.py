@@ -96,11 +96,11 @@ def write_result(
             heat_colours(spread, vmax),
         )
     )
-    keep, head_faces = head_part(result.samples[0], result.faces, result.facial)
+    keep, head_faces = head_part(result.head_faces, result.samples.shape[1])
     heads = result.samples[:, keep]
     pictures = {
         "mask.png": (result.mask.astype(np.uint8) * 255),
-        "overlay.png": draw_overlay(result.photo, result.fit, result.faces),
+        "overlay.png": draw_overlay(result.photo, result.fit, result.head_faces),
         "grid.png": sample_grid(heads, head_faces),
         "spread.png": spread_image(heads.mean(0), result.spread_mm[keep], head_faces),
     }

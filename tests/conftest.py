@@ -1,8 +1,10 @@
-"""Test-wide settings: the Hugging Face Hub is never contacted (tests use local caches)."""
+"""Test-wide settings: the Hugging Face Hub is never contacted (tests use local caches);
+MKL keeps its thread count (reproducible results)."""
 
 from __future__ import annotations
 
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("MKL_NUM_THREADS", "1")  # reproducible sums (see d3dface/__init__.py)
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

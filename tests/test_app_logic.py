@@ -175,7 +175,7 @@ class FakeResult:
         self.faces = torch.tensor(sphere.faces, dtype=torch.long)
         self.samples = torch.stack([base * (1.0 + 0.05 * i) for i in range(n)])
         self.codes = torch.arange(n, dtype=torch.float32)[:, None]
-        self.facial = torch.ones(len(base), dtype=torch.bool)
+        self.head_faces = self.faces
         self.fit = SimpleNamespace(albedo=torch.full((len(base), 3), 0.7))
         self.n_samples = n
 

@@ -92,6 +92,9 @@ def test_quick_fitting_benchmark_writes_both_files(tmp_path: Path) -> None:
         bench_main(["fitting", "--quick", "--iterations", "10", "--quiet", "--out", str(out)]) == 0
     )
     results = json.loads((out / "fitting.json").read_text())
-    assert results["faces"] == 2 and len(results["records"]) == 2
-    assert "global+local + photometric" in results["summary"]
-    assert "| variant |" in (out / "fitting.md").read_text()
+    assert results["faces"] == 2
+    assert set(results["sets"]) == {"global-model faces", "faces with local detail"}
+    for face_set in results["sets"].values():
+        assert len(face_set["records"]) == 2
+        assert "global+local + photometric" in face_set["summary"]
+    assert (out / "fitting.md").read_text().count("| variant |") == 2

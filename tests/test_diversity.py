@@ -202,8 +202,10 @@ def test_figures_have_the_documented_shapes(face_model: FaceModel) -> None:
     spread = vertex_spread_mm(samples)
     assert spread.shape == (face_model.n_vertices,)
     assert float(spread.max()) == pytest.approx(math.sqrt(2.0 / 9.0), rel=1e-4)
-    keep, faces = head_part(samples[0], face_model.faces, face_model.vertex_part == 0)
-    assert int(faces.max()) < int(keep.sum())
+    part = face_model.faces[:100]
+    keep, faces = head_part(part, face_model.n_vertices)
+    assert int(keep.sum()) == len(part.unique()) and int(faces.max()) == int(keep.sum()) - 1
+    assert torch.equal(torch.nonzero(keep)[:, 0][faces], part)  # same triangles, new numbers
     grid = sample_grid(samples[:, keep], faces, tile=64, columns=2)
     assert grid.shape == (128, 2 * 2 * 64, 3) and grid.dtype == np.uint8
     colours = heat_colours(np.array([0.0, 1.0, 5.0]), 1.0)

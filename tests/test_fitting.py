@@ -19,7 +19,19 @@ from d3dface.bench.synthetic import (
 )
 from d3dface.facemodel.landmark_embedding import project_surface_points
 from d3dface.facemodel.model import FaceModel
-from d3dface.fitting import FitResult, FitSettings, _local_basis, fit_face
+from d3dface.fitting import (
+    FitResult,
+    FitSettings,
+    _landmark_reliability,
+    _Level,
+    _local_basis,
+    _near_hull,
+    _Problem,
+    facial_skin_faces,
+    fit_face,
+    photo_camera,
+)
+from d3dface.overlay import head_faces
 from d3dface.perception.face_crop import crop_face
 from d3dface.perception.landmarks import FaceLandmarks, LandmarkDetector
 from d3dface.render import Camera, project, rotation_matrix, transform_points
@@ -77,10 +89,10 @@ def test_fit_recovers_a_synthetic_face(
     true = face.view.vertices.numpy()
     error = aligned_error_mm(fit.vertices.numpy(), true, where)
     mean_face_error = aligned_error_mm(model.template.numpy(), true, where)
-    assert error < 2.6  # measured 1.97 mm (mean face: 3.72 mm)
+    assert error < 2.4  # measured 1.76 mm (mean face: 3.72 mm)
     assert error < 0.8 * mean_face_error
     # landmarks at 512 px: mediapipe's are 4.1 px from the true ones on average; the fit's
-    # follow them to 2.7 px and land 1.8 px from the true ones (measured)
+    # stay 3.5 px from them and land 1.1 px from the true ones (measured)
     true_points = project_surface_points(
         face.view.screen, model.faces, model.landmark_faces, model.landmark_bary
     ).numpy()
@@ -88,8 +100,8 @@ def test_fit_recovers_a_synthetic_face(
         fitted_points = project(model.landmarks(fit.vertices_cam[None]), fit.camera)[0, :, :2]
     detector_error = np.linalg.norm(landmarks.points - true_points, axis=1).mean()
     fit_error = np.linalg.norm(fitted_points.numpy() - true_points, axis=1).mean()
-    assert fit_error < 0.6 * detector_error
-    assert fit.landmark_error_px < 4.0
+    assert fit_error < 0.5 * detector_error
+    assert fit.landmark_error_px < 5.0
     assert fit.vertices.shape == (model.n_vertices, 3)
     expected_cam = fit.vertices @ fit.rotation.T + fit.translation
     torch.testing.assert_close(fit.vertices_cam, expected_cam, atol=1e-6, rtol=0)
@@ -145,6 +157,57 @@ def test_local_basis_matches_the_models_local_displacement(model: FaceModel) -> 
     expected = model.local_displacement(coefficients)[0]
     blended = torch.einsum("k,kvc->vc", coefficients.reshape(-1), _local_basis(model))
     torch.testing.assert_close(blended, expected, atol=1e-7, rtol=1e-4)
+
+
+def test_sub_mesh_matches_the_full_model(
+    model: FaceModel, face: SyntheticFace, landmarks: FaceLandmarks
+) -> None:
+    visible = np.ones(len(landmarks.points), bool)
+    crop = crop_face(face.image, landmarks.points, None, size=64)
+    camera = photo_camera(face.image.shape[:2], 20.0)
+    level = _Level.of(crop, camera, landmarks.points, hull_margin=None)
+    problem = _Problem(model, [level], visible, np.ones(len(visible)))
+    params = problem.initial_parameters()
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name in ("identity", "local_eyes", "local_other"):
+            params[name].normal_(generator=generator)
+        params["expression"].uniform_(generator=generator)
+        local = problem.local(params)
+        sub = problem.sub_mesh(params, local)
+        full = model(params["identity"], params["expression"], local)
+    assert len(problem.used) < 0.6 * model.n_vertices
+    torch.testing.assert_close(sub[0], full[0, problem.used], atol=2e-6, rtol=0)
+    torch.testing.assert_close(problem.landmarks(sub), model.landmarks(full), atol=2e-6, rtol=0)
+    skin = problem.used[problem.photo_faces]
+    assert torch.equal(skin, facial_skin_faces(model))
+
+
+def test_landmarks_beside_an_occluder_weigh_less() -> None:
+    mask = np.zeros((100, 100), bool)
+    mask[40:60, 40:60] = True  # the nearest occluded pixel centre of row 65 is 6 px away
+    points = np.array([[50.5, 65.5], [50.5, 75.5], [5.5, 5.5]])
+    np.testing.assert_allclose(_landmark_reliability(points, mask, 10.0), [0.36, 1.0, 1.0])
+    np.testing.assert_array_equal(_landmark_reliability(points, None, 10.0), 1.0)
+    np.testing.assert_array_equal(_landmark_reliability(points, mask, 0.0), 1.0)
+
+
+def test_photometric_pixels_near_the_landmark_hull() -> None:
+    points = np.array([[10.0, 10.0], [30.0, 10.0], [20.0, 30.0]])
+    inside = _near_hull(points, 40, 0)
+    assert inside[15, 20] and not inside[35, 20] and not inside[5, 5]
+    grown = _near_hull(points, 40, 4)
+    assert grown[7, 20] and not inside[7, 20] and not grown[0, 0]
+    assert (grown >= inside).all()
+
+
+def test_overlay_draws_the_head_without_the_neck(model: FaceModel) -> None:
+    head = head_faces(model)
+    assert set(map(tuple, facial_skin_faces(model).tolist())) <= set(map(tuple, head.tolist()))
+    drawn = torch.unique(head)
+    lowest = model.template[:, 1].min()  # the shoulders
+    assert model.template[drawn, 1].min() > lowest + 0.08
+    assert len(head) > 0.7 * model.n_faces
 
 
 def test_visibility_classes_with_a_known_mask(model: FaceModel) -> None:

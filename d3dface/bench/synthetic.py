@@ -1,8 +1,10 @@
 """Synthetic test faces with known shape: renders of the face model, optionally occluded.
 
 Renders come from :func:`d3dface.facemodel.landmark_embedding.render_view` (random identity,
-expression, pose, light, skin tone, background; painted lips, brows and irises so mediapipe
-finds the face). An occluder is a filled rectangle or ellipse of random colour over part of the
+expression, pose, light, skin tone, background, optionally regional detail from the local
+models; lips, brows and irises painted by
+:func:`~d3dface.facemodel.landmark_embedding.model_appearance_pattern`, so mediapipe finds the
+face). An occluder is a filled rectangle or ellipse of random colour over part of the
 face; its mask is known exactly.
 """
 
@@ -17,15 +19,16 @@ from torch import Tensor
 
 from d3dface.facemodel.landmark_embedding import (
     SyntheticView,
-    appearance_pattern,
     project_surface_points,
     render_view,
+)
+from d3dface.facemodel.landmark_embedding import (
+    model_appearance_pattern as synthetic_pattern,  # the bench's name for it
 )
 from d3dface.facemodel.model import FaceModel
 from d3dface.render import rasterize, vertex_visibility
 
 __all__ = [
-    "MEDIAPIPE_68",
     "SyntheticFace",
     "aligned_error_mm",
     "draw_occluder",
@@ -35,30 +38,7 @@ __all__ = [
     "truly_visible",
 ]
 
-MEDIAPIPE_68 = (
-    # jaw 0-16 (mediapipe's face oval: on the silhouette, not the Multi-PIE contour)
-    *(127, 234, 93, 132, 58, 172, 136, 150, 152, 379, 365, 397, 288, 361, 323, 454, 356),
-    *(70, 63, 105, 66, 107, 336, 296, 334, 293, 300),  # brows 17-26
-    *(168, 6, 197, 4, 98, 97, 2, 326, 327),  # nose 27-35
-    *(33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380),  # eyes 36-47
-    *(61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181),  # outer lips 48-59
-    *(78, 82, 13, 312, 308, 317, 14, 87),  # inner lips 60-67
-)
-"""The mediapipe landmark nearest each Multi-PIE 68-point landmark. On the shipped model's
-template the brow, eye, nose and lip points lie within 0.4-6 mm of the ICT model's own 68
-landmarks, so the appearance pattern needs no ICT files."""
-
 _FACE_AREA_MAX_REST = 0.5
-
-
-def synthetic_pattern(model: FaceModel) -> Tensor:
-    """(V,) appearance classes (skin, lips, brows, sclera, iris, pupil) of the model."""
-    with torch.no_grad():
-        landmarks = model.landmarks(model.template[None])[0].double().numpy()
-    pattern = appearance_pattern(
-        model.template.double().numpy(), landmarks[list(MEDIAPIPE_68)], model.vertex_part.numpy()
-    )
-    return torch.from_numpy(pattern)
 
 
 @dataclass(frozen=True)
@@ -107,11 +87,19 @@ def draw_occluder(
 
 
 def synthetic_face(
-    model: FaceModel, pattern: Tensor, seed: int, occluded: bool = False
+    model: FaceModel,
+    pattern: Tensor,
+    seed: int,
+    occluded: bool = False,
+    local_scale: float = 0.0,
 ) -> SyntheticFace:
-    """One random render of the model (and an occluder when ``occluded``), from ``seed``."""
+    """One random render of the model (and an occluder when ``occluded``), from ``seed``.
+
+    ``pattern`` (V,) from :func:`synthetic_pattern`; ``local_scale`` > 0 adds regional detail
+    from the local models' prior (see :func:`d3dface.facemodel.landmark_embedding.render_view`).
+    """
     generator = torch.Generator().manual_seed(seed)
-    view = render_view(model, pattern, generator)
+    view = render_view(model, pattern, generator, local_scale=local_scale)
     if not occluded:
         return SyntheticFace(view.image, None, view)
     points = project_surface_points(

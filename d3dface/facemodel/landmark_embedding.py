@@ -45,6 +45,35 @@ _PATTERN_COLOURS = {
 }
 
 
+MEDIAPIPE_68 = (
+    # jaw 0-16 (mediapipe's face oval: on the silhouette, not the Multi-PIE contour)
+    *(127, 234, 93, 132, 58, 172, 136, 150, 152, 379, 365, 397, 288, 361, 323, 454, 356),
+    *(70, 63, 105, 66, 107, 336, 296, 334, 293, 300),  # brows 17-26
+    *(168, 6, 197, 4, 98, 97, 2, 326, 327),  # nose 27-35
+    *(33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380),  # eyes 36-47
+    *(61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181),  # outer lips 48-59
+    *(78, 82, 13, 312, 308, 317, 14, 87),  # inner lips 60-67
+)
+"""The mediapipe landmark nearest each Multi-PIE 68-point landmark. On the shipped model's
+template the brow, eye, nose and lip points lie within 0.4-6 mm of the ICT model's own 68
+landmarks, so :func:`model_appearance_pattern` needs no ICT files."""
+
+
+def model_appearance_pattern(model: FaceModel) -> Tensor:
+    """(V,) appearance classes of a built model (one with a landmark embedding).
+
+    :func:`appearance_pattern` with the 68 landmarks taken from the model's own embedding
+    (:data:`MEDIAPIPE_68`) instead of the ICT files that the build reads; renders for
+    benchmarks and tests use it.
+    """
+    with torch.no_grad():
+        landmarks = model.landmarks(model.template[None])[0].double().numpy()
+    pattern = appearance_pattern(
+        model.template.double().numpy(), landmarks[list(MEDIAPIPE_68)], model.vertex_part.numpy()
+    )
+    return torch.from_numpy(pattern)
+
+
 def appearance_pattern(
     template: np.ndarray, landmarks68: np.ndarray, vertex_part: np.ndarray
 ) -> np.ndarray:
@@ -102,10 +131,14 @@ def render_view(
     pattern: Tensor,
     generator: torch.Generator,
     identity_scale: float = 0.8,
+    local_scale: float = 0.0,
 ) -> SyntheticView:
     """Render one random face of the model (identity, expression, pose, light, skin tone).
 
-    ``pattern`` (V,) holds the appearance classes from :func:`appearance_pattern`.
+    ``pattern`` (V,) holds the appearance classes from :func:`appearance_pattern`. With
+    ``local_scale`` > 0 the face also gets regional detail: local coefficients drawn from
+    N(0, local_scale^2) (the local models' prior, scaled), drawn after the global ones, so
+    ``local_scale`` = 0 leaves the random stream, and the render, as they were.
     """
     identity, expression = sample_global_coefficients(
         1,
@@ -116,7 +149,11 @@ def render_view(
         identity_scale=identity_scale,
     )
     expression = expression * 0.7
-    vertices = model(identity=identity, expression=expression)[0]
+    local = None
+    if local_scale > 0.0:
+        shape = (1, model.n_regions, model.n_local)
+        local = torch.randn(shape, generator=generator) * local_scale
+    vertices = model(identity=identity, expression=expression, local=local)[0]
     angles = (torch.rand(3, generator=generator) * 2 - 1) * torch.tensor([0.20, 0.45, 0.12])
     face = model.region_weights[model.region_index("rest")] < 0.5
     centre = vertices[face].mean(dim=0)
