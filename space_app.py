@@ -66,7 +66,8 @@ the face, while each sample's latent code is kept plausible.
 - **n_sigma** bounds realism: a code is penalised only when its squared length leaves the
   prior's typical set by more than n_sigma standard deviations. Larger allows more diverse,
   less typical faces; 0 keeps them most typical. It matters only when the DPP pushes codes
-  far (many samples, many iterations).
+  far: in the benchmark (N = 8, 100 iterations) the codes stayed well inside the bound and
+  n_sigma from 1 to 5 gave identical samples.
 - **Speed / quality** sets the iterations of both stages; **seed** makes a run repeatable.
 """
 
@@ -331,7 +332,8 @@ def build_demo() -> gr.Blocks:
                     value=3.0,
                     step=0.5,
                     label="n_sigma: how far from typical a sample may go",
-                    info="Larger: more diverse, less typical faces. 0: most typical.",
+                    info="A bound on how atypical a sample may get. At these presets the "
+                    "samples stay inside it, so it rarely changes the result (see below).",
                 )
                 with gr.Accordion("What do k and n_sigma do?", open=False):
                     gr.Markdown(SETTINGS_HELP)
