@@ -210,3 +210,29 @@ def test_app_api_with_gradio_client(app_url: str, tmp_path: Path) -> None:
         client.predict(
             photo=handle_file(blank), mask_editor=None, mask_file=None, api_name="/reconstruct"
         )
+
+
+def test_app_refuses_bad_uploads_with_readable_messages(app_url: str, tmp_path: Path) -> None:
+    """An upload over the size cap, an empty file and a truncated JPEG: each refused with a
+    message that names the problem, and the server keeps serving."""
+    from gradio_client import Client, handle_file
+
+    client = Client(app_url, verbose=False)
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(np.random.default_rng(0).integers(0, 255, 11 * 2**20, np.uint8).tobytes())
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.jpg"
+    data = (EXAMPLES / "obama_face_mask.jpg").read_bytes()
+    truncated.write_bytes(data[: len(data) // 3])
+    for path, message in [
+        (huge, r"(?i)too large|exceeds|maximum|size"),
+        (empty, r"(?i)empty|not an image"),
+        (truncated, r"(?i)truncated|corrupt|not an image|cannot"),
+    ]:
+        with pytest.raises(Exception, match=message):
+            client.predict(
+                photo=handle_file(path), mask_editor=None, mask_file=None, api_name="/reconstruct"
+            )
+    api = client.view_api(return_format="dict", print_info=False)
+    assert "/reconstruct" in api["named_endpoints"]  # still serving
