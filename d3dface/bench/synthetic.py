@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from d3dface.bench.alignment import similarity_transform
 from d3dface.facemodel.landmark_embedding import (
     SyntheticView,
     project_surface_points,
@@ -128,14 +129,9 @@ def truly_visible(model: FaceModel, face: SyntheticFace) -> np.ndarray:
 
 def similarity_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """``source`` (N, 3) moved by the least-squares similarity (rotation, scale, shift) onto
-    ``target`` (N, 3) (Umeyama's closed form)."""
-    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
-    a, b = source - source_mean, target - target_mean
-    u, singular, vt = np.linalg.svd(b.T @ a)
-    sign = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    rotation = u @ sign @ vt
-    scale = float(np.trace(np.diag(singular) @ sign) / (a**2).sum())
-    return scale * a @ rotation.T + target_mean
+    ``target`` (N, 3) (:func:`d3dface.bench.alignment.similarity_transform`)."""
+    rotation, scale, shift = similarity_transform(source, target)
+    return scale * source @ rotation.T + shift
 
 
 def aligned_error_mm(fitted: np.ndarray, true: np.ndarray, where: np.ndarray) -> float:
