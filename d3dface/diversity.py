@@ -160,7 +160,9 @@ class CompletionTarget:
             crop = fit.crop
             size = (photometric_size, photometric_size)
             image = cv2.resize(crop.image, size, interpolation=cv2.INTER_AREA)
-            usable = cv2.resize((~crop.unusable).astype(np.float32), size, cv2.INTER_AREA)
+            usable = cv2.resize(
+                (~crop.unusable).astype(np.float32), size, interpolation=cv2.INTER_AREA
+            )
             photometric = PhotometricTarget(
                 image=torch.from_numpy(image),
                 usable=torch.from_numpy(usable >= 1.0),

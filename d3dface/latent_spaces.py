@@ -106,7 +106,8 @@ class ModelSpace:
         self.noise = noise
         parts = [identity, expression] + ([local.reshape(-1)] if use_local else [])
         self.start = torch.cat(parts).float()
-        self.fixed_local = None if use_local else local[None].float()
+        # the fitted local shape stays as it is when the local coefficients are not searched
+        self.fixed_local = None if use_local or not bool(local.any()) else local[None].float()
         self.n_identity, self.n_expression = identity.numel(), expression.numel()
 
     def _split(self, codes: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -115,7 +116,7 @@ class ModelSpace:
         expression = codes[:, self.n_identity : end]
         if self.use_local:
             local = codes[:, end:].reshape(codes.shape[0], self.model.n_regions, -1)
-        elif self.fixed_local is not None and self.fixed_local.abs().sum() > 0:
+        elif self.fixed_local is not None:
             local = self.fixed_local.expand(codes.shape[0], -1, -1)
         else:
             local = None
