@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-# Reproducible results on CPU: multi-threaded MKL matrix products changed the last bits of a
-# fit from run to run on a loaded machine (measured: 1 run in 3), while torch's own threads
-# did not; one MKL thread cost no speed on the Mesh-VAE decode (28 vs 32 ms). Read when MKL
-# starts, so it takes effect when d3dface is imported before torch first multiplies.
+# Reproducible results on CPU: with two threads a fit changed in its last bits from run to run
+# on a loaded machine (1 run in 3 of tests/test_fitting.py::test_same_input_gives_the_same_fit);
+# with one thread it did not. torch takes its default thread count from MKL_NUM_THREADS, so
+# this makes d3dface single-threaded unless the caller sets a thread count (an explicit
+# torch.set_num_threads(n) is faster but not bit-reproducible). Photo to 8 meshes: 11.7 s on
+# one thread, 9.7 s on two (python -m d3dface.bench speed --threads 1 / --threads 2). It is
+# read when torch starts, so it takes effect when d3dface is imported before torch.
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 __version__ = "0.1.0"

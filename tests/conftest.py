@@ -6,5 +6,5 @@ from __future__ import annotations
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.setdefault("MKL_NUM_THREADS", "1")  # reproducible sums (see d3dface/__init__.py)
+os.environ.setdefault("MKL_NUM_THREADS", "1")  # one thread: reproducible (d3dface/__init__.py)
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

@@ -99,7 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m d3dface.bench speed")
     parser.add_argument("--quick", action="store_true", help="N = 2 only, 5 iterations")
     parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO, help="the photo to time")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1, d3dface's reproducible default; see d3dface/__init__.py)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output directory")
     args = parser.parse_args(argv)
     if not args.photo.is_file():
