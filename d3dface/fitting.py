@@ -128,7 +128,15 @@ from d3dface.render import (
 )
 from d3dface.visibility import VISIBLE, classify_vertices
 
-__all__ = ["DEFAULT_ITERATIONS", "FitResult", "FitSettings", "fit_face", "photo_camera"]
+__all__ = [
+    "DEFAULT_ITERATIONS",
+    "FitResult",
+    "FitSettings",
+    "facial_skin_faces",
+    "fit_face",
+    "photo_camera",
+    "visible_landmarks",
+]
 
 DEFAULT_ITERATIONS = 300
 """Non-rigid iterations; chosen from the accuracy / time measurements in the module docstring."""
@@ -318,7 +326,7 @@ def fit_face(
     timings = {"detect": time.perf_counter() - start}
 
     clock = time.perf_counter()
-    visible = _visible_landmarks(landmarks.points, mask, photo.shape[:2])
+    visible = visible_landmarks(landmarks.points, mask, photo.shape[:2])
     if visible.sum() < MIN_POSE_POINTS:
         raise ValueError(
             f"only {visible.sum()} of the face's {len(visible)} landmarks are visible; at least "
@@ -372,7 +380,7 @@ def fit_face(
     )
 
 
-def _visible_landmarks(
+def visible_landmarks(
     points: np.ndarray, mask: np.ndarray | None, photo_size: tuple[int, int]
 ) -> np.ndarray:
     """(478,) bool: the landmark lies inside the photo and not on an occluded pixel."""

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from d3dface import Diverse3DFace
+from d3dface.bench.occluders import draw_plain_face_mask
 from d3dface.cli import main
 from d3dface.imageio import load_image
 from d3dface.perception.landmarks import NoFaceError, detect_face
@@ -31,10 +32,7 @@ def photo() -> np.ndarray:
 @pytest.fixture(scope="module")
 def lower_face_mask(photo: np.ndarray) -> np.ndarray:
     """(H, W) bool: a rectangle from below the nose to the chin."""
-    points = detect_face(photo).points
-    mask = np.zeros(photo.shape[:2], bool)
-    mask[int(points[2, 1]) : int(points[152, 1]), int(points[234, 0]) : int(points[454, 0])] = True
-    return mask
+    return draw_plain_face_mask(photo, detect_face(photo).points)[1]
 
 
 @pytest.fixture(scope="module")

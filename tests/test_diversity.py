@@ -96,11 +96,6 @@ def test_dpp_loss_is_lower_for_spread_samples_and_has_a_finite_gradient() -> Non
 
 # ---------------------------------------------------------------------- optimiser
 @pytest.fixture(scope="module")
-def face_model() -> FaceModel:
-    return FaceModel.from_pretrained(CHECKPOINTS_DIR / "face_model")
-
-
-@pytest.fixture(scope="module")
 def vae() -> MeshVAE:
     return MeshVAE.from_pretrained(CHECKPOINTS_DIR / "mesh_vae_lite").eval().requires_grad_(False)
 
@@ -136,6 +131,20 @@ def test_diversify_spreads_the_hidden_part_and_keeps_the_known_part(
     assert float(known_error.max()) < 0.002  # within 2 mm of the fit where it is known
     again = diversify(space, target, face_model.faces, settings)
     assert torch.equal(result.vertices, again.vertices)  # same seed, same samples
+
+
+def test_anchored_space_gives_back_the_fit_at_the_posterior_mean(
+    vae: MeshVAE, target: CompletionTarget
+) -> None:
+    anchored = VAESpace(vae, target.fitted, target.occluded)
+    direct = VAESpace(vae, target.fitted, target.occluded, anchored=False)
+    codes = anchored.initial_codes(3, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        from_anchored, from_direct = anchored.decode(codes), direct.decode(codes)
+    assert torch.allclose(from_anchored[0], target.fitted, atol=1e-6)  # code 0 is the mean
+    assert float(mesh_distance(from_direct[:1], target.fitted[None], target.known)) > 1e-4
+    # both see the same change between codes: anchoring only moves every mesh by one offset
+    assert torch.allclose(from_anchored - from_anchored[0], from_direct - from_direct[0], atol=1e-6)
 
 
 def test_one_sample_needs_no_dpp(

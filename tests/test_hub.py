@@ -16,6 +16,7 @@ from huggingface_hub import constants as hub_constants
 from PIL import Image
 
 from d3dface import Diverse3DFace
+from d3dface.bench.occluders import draw_plain_face_mask
 from d3dface.cli import main
 from d3dface.facemodel.model import FaceModel
 from d3dface.hub import (
@@ -185,10 +186,8 @@ def test_the_readme_snippet_loads_from_a_hub_cache_and_reconstructs_a_photo(
     source = TEST_IMAGES / "obama.jpg"
     if not source.is_file():
         pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
-    photo = load_image(source).copy()
-    points = detect_face(photo).points
-    rows = slice(int(points[2, 1]), int(points[152, 1] + 10))  # nose to below the chin
-    photo[rows, int(points[234, 0]) : int(points[454, 0])] = (60, 100, 170)  # a face mask
+    photo = load_image(source)
+    photo, _ = draw_plain_face_mask(photo, detect_face(photo).points, chin_margin_px=10)
     Image.fromarray(photo).save(tmp_path / "photo.png")
     fast = "n=2, seed=0, iterations=5, fit_iterations=20"
     runnable = (

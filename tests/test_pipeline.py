@@ -12,6 +12,7 @@ import trimesh
 from PIL import Image
 
 from d3dface import Diverse3DFace
+from d3dface.bench.occluders import draw_plain_face_mask
 from d3dface.cli import main
 from d3dface.fitting import FitSettings
 from d3dface.hub import WeightsError
@@ -29,16 +30,10 @@ def masked_photo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     if not source.is_file():
         pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
     photo = load_image(source)
-    points = detect_face(photo).points
-    top, bottom = int(points[2, 1]), int(points[152, 1] + 10)
-    left, right = int(points[234, 0]), int(points[454, 0])
-    mask = np.zeros(photo.shape[:2], np.uint8)
-    mask[top:bottom, left:right] = 255
-    photo = photo.copy()
-    photo[mask > 0] = (70, 110, 190)
+    photo, mask = draw_plain_face_mask(photo, detect_face(photo).points, chin_margin_px=10)
     folder = tmp_path_factory.mktemp("masked")
     Image.fromarray(photo).save(folder / "obama_mask.png")
-    Image.fromarray(mask).save(folder / "obama_mask.mask.png")
+    Image.fromarray(mask.astype(np.uint8) * 255).save(folder / "obama_mask.mask.png")
     return folder / "obama_mask.png", folder / "obama_mask.mask.png"
 
 

@@ -69,11 +69,6 @@ def tiny_vae(
     return MeshVAE(TINY_VAE, tiny_structure, *tiny_mesh).eval()
 
 
-@pytest.fixture(scope="module")
-def face_model() -> FaceModel:
-    return FaceModel.from_pretrained(FACE_MODEL)
-
-
 def tensors_equal(a: MeshStructure, b: MeshStructure) -> bool:
     ta, tb = a.to_tensors(), b.to_tensors()
     return ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)

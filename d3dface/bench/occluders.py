@@ -18,6 +18,9 @@ line, y towards the chin, unit = the outer eye-corner distance), so they follow 
 and roll. Edges are anti-aliased; the mask is where the occluder's opacity is at least one half.
 Everything random comes from the given ``numpy.random.Generator``: the same seed gives the same
 image and mask.
+
+:func:`draw_plain_face_mask` paints the simplest, deterministic case (a flat blue rectangle
+from the nose tip to the chin) for tests and timing runs.
 """
 
 from __future__ import annotations
@@ -101,6 +104,28 @@ def draw_occluder_of_type(
     alpha = np.zeros(image.shape[:2], np.uint8)
     texture = _DRAWERS[kind](alpha, image, landmarks, frame, generator)
     return _composite(image, alpha, texture, frame), alpha >= 128
+
+
+def draw_plain_face_mask(
+    image: np.ndarray, landmarks_px: np.ndarray, chin_margin_px: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paint a flat blue rectangle from the nose tip to the chin, cheek to cheek.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        landmarks_px: ``(478, 2)`` MediaPipe landmarks, image pixels.
+        chin_margin_px: how far below the chin the rectangle reaches.
+
+    Returns:
+        The painted copy ``(H, W, 3)`` uint8 and its mask ``(H, W)`` bool.
+    """
+    points = np.asarray(landmarks_px)
+    mask = np.zeros(image.shape[:2], bool)
+    rows = slice(int(points[2, 1]), int(points[152, 1]) + chin_margin_px)  # nose tip, chin
+    mask[rows, int(points[234, 0]) : int(points[454, 0])] = True  # cheek to cheek
+    painted = image.copy()
+    painted[mask] = (70, 110, 190)
+    return painted, mask
 
 
 # ---------------------------------------------------------------------- drawing primitives

@@ -33,14 +33,13 @@ DEFAULT_PHOTO = Path(__file__).resolve().parents[2].parent / "shared" / "test_im
 
 def masked_photo(path: Path) -> np.ndarray:
     """(H, W, 3) uint8: the photo with a plain face mask drawn from the nose to the chin."""
+    from d3dface.bench.occluders import draw_plain_face_mask
     from d3dface.imageio import load_image
     from d3dface.perception.landmarks import detect_face
 
-    photo = load_image(path).copy()
-    points = detect_face(photo).points
-    rows = slice(int(points[2, 1]), int(points[152, 1] + 0.05 * photo.shape[0]))
-    photo[rows, int(points[234, 0]) : int(points[454, 0])] = (70, 110, 190)
-    return photo
+    photo = load_image(path)
+    margin = int(0.05 * photo.shape[0])
+    return draw_plain_face_mask(photo, detect_face(photo).points, chin_margin_px=margin)[0]
 
 
 def time_one(photo_path: str, n: int, iterations: int | None, threads: int) -> dict[str, float]:

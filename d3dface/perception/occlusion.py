@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from d3dface.facemodel.model import FaceModel
-from d3dface.fitting import _visible_landmarks
+from d3dface.fitting import visible_landmarks
 from d3dface.imageio import ImageSource, load_image
 from d3dface.perception.face_layout import FaceLayout, face_layout
 from d3dface.perception.landmarks import FaceLandmarks, LandmarkDetector, detect_face
@@ -148,7 +148,7 @@ def segment_occlusion(
         mask=mask,
         source=source,
         face_region=face_region,
-        landmark_visible=_visible_landmarks(landmarks.points, mask, photo.shape[:2]),
+        landmark_visible=visible_landmarks(landmarks.points, mask, photo.shape[:2]),
         landmarks=landmarks,
         timings={name: round(seconds, 4) for name, seconds in timings.items()},
         notes=tuple(notes),
