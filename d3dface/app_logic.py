@@ -60,6 +60,7 @@ __all__ = [
     "Preset",
     "RunOutput",
     "RunStore",
+    "app_device",
     "automatic_mask",
     "default_preset",
     "device_note",
@@ -344,26 +345,34 @@ _pipeline_lock = threading.Lock()
 
 
 def get_pipeline() -> Diverse3DFace:
-    """The app's pipeline, loaded once (``$D3DFACE_CHECKPOINTS`` or the shipped weights)."""
+    """The app's pipeline, loaded once (``$D3DFACE_CHECKPOINTS`` or the shipped weights),
+    on :func:`app_device`."""
     global _pipeline
     with _pipeline_lock:
         if _pipeline is None:
+            from d3dface.hub import CHECKPOINTS_DIR
             from d3dface.pipeline import Diverse3DFace
 
-            source = os.environ.get("D3DFACE_CHECKPOINTS")
-            _pipeline = (
-                Diverse3DFace.from_pretrained(source) if source else Diverse3DFace.from_pretrained()
-            )
+            source = os.environ.get("D3DFACE_CHECKPOINTS") or CHECKPOINTS_DIR
+            _pipeline = Diverse3DFace.from_pretrained(source, device=app_device())
         return _pipeline
+
+
+def app_device() -> str:
+    """``$D3DFACE_DEVICE`` (e.g. ``cuda`` on a GPU Space), else ``cpu``."""
+    return os.environ.get("D3DFACE_DEVICE") or "cpu"
 
 
 def device_note() -> str:
     """Where the computation runs, said plainly."""
     count = torch.get_num_threads()
     threads = f"{count} thread{'s' if count != 1 else ''}"
+    if app_device().startswith("cuda"):
+        return f"Runs on the GPU ({app_device()}); detection and masks on the CPU ({threads})."
     if torch.cuda.is_available():
         return (
-            f"A CUDA GPU is present, but the pipeline is CPU code: it runs on the CPU ({threads})."
+            f"Runs on the CPU ({threads}); a CUDA GPU is present: set D3DFACE_DEVICE=cuda to "
+            "use it."
         )
     return f"Runs on the CPU ({threads})."
 

@@ -135,7 +135,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
 
     DiversitySettings(n_samples=args.n, k=args.k, n_sigma=args.n_sigma, seed=args.seed)
     items = list_inputs(args.image, args.mask, args.out)
-    pipeline = Diverse3DFace.from_pretrained(args.model)
+    pipeline = Diverse3DFace.from_pretrained(args.model, device=args.device)
     options = {
         "n": args.n,
         "k": args.k,
@@ -274,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         default=str(CHECKPOINTS_DIR),
         help="pipeline directory or Hub repo id (default: the shipped checkpoints/)",
+    )
+    recon.add_argument(
+        "--device",
+        default="cpu",
+        help="where the fit and the diversity stage run: cpu (default, reproducible) or cuda",
     )
     recon.set_defaults(run=_cmd_reconstruct)
 

@@ -37,7 +37,8 @@ same samples.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -63,6 +64,7 @@ __all__ = [
 ]
 
 _SQRT_FLOOR = 1e-12  # squared metres; keeps the distance's gradient finite at zero
+_Tensors = TypeVar("_Tensors", "CompletionTarget", "PhotometricTarget")
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,13 @@ class CompletionTarget:
     visible: Tensor
     photometric: PhotometricTarget | None = None
 
+    def to(self, device: torch.device | str) -> CompletionTarget:
+        """The same target with its tensors on ``device``."""
+        photometric = self.photometric
+        if photometric is not None:
+            photometric = _tensors_to(photometric, device)
+        return replace(_tensors_to(self, device), photometric=photometric)
+
     @classmethod
     def from_fit(cls, fit: FitResult, model: FaceModel, photometric_size: int) -> CompletionTarget:
         """The target of a stage-1 fit; ``photometric_size`` 0 leaves the photometric out."""
@@ -171,7 +180,7 @@ class CompletionTarget:
                 translation=fit.translation.float(),
                 albedo=fit.albedo.float(),
                 sh_coeffs=fit.sh_coeffs.float(),
-                faces=facial_skin_faces(model),
+                faces=facial_skin_faces(model).cpu(),
             )
         return cls(
             fitted=fit.vertices.float(),
@@ -195,6 +204,16 @@ class DiversityResult:
     vertices: Tensor
     losses: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+def _tensors_to(item: _Tensors, device: torch.device | str) -> _Tensors:
+    """A copy of a frozen dataclass with each of its tensor fields moved to ``device``."""
+    moved = {
+        name.name: value.to(device)
+        for name in fields(item)
+        if isinstance(value := getattr(item, name.name), Tensor)
+    }
+    return replace(item, **moved)
 
 
 def _photometric_term(samples: Tensor, target: PhotometricTarget, truncation: float) -> Tensor:
@@ -241,7 +260,7 @@ def diversify(
     generator = torch.Generator().manual_seed(settings.seed)
     codes = space.initial_codes(settings.n_samples, generator).detach().requires_grad_(True)
     optimiser = torch.optim.Adam([codes], lr=settings.learning_rate)
-    laplacian = UniformLaplacian(faces, target.fitted.shape[0])
+    laplacian = UniformLaplacian(faces, target.fitted.shape[0]).to(faces.device)
     spread_over = target.occluded if bool(target.occluded.any()) else ~target.visible
     use_dpp = settings.n_samples > 1 and bool(spread_over.any())
     photometric = target.photometric if settings.photometric_size > 0 else None

@@ -93,6 +93,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import cv2
@@ -243,6 +244,8 @@ class FitResult:
         timings: seconds per step (``detect``, ``rigid``, ``nonrigid``, ``visibility``,
             ``total``).
         settings: the settings used.
+
+    Its tensors are on the CPU, whichever device the fit ran on.
     """
 
     identity: Tensor
@@ -300,7 +303,8 @@ def fit_face(
 
     Args:
         image: the photo (anything :func:`d3dface.imageio.load_image` accepts).
-        model: a face model with regions, local models and a landmark embedding.
+        model: a face model with regions, local models and a landmark embedding; the fit
+            runs on the device of its tensors (``model.to("cuda")`` fits on the GPU).
         occlusion_mask: ``(H, W)`` bool, True where the face is hidden; these pixels and the
             landmarks on them never enter a data term.
         landmarks: the face's landmarks in photo pixels; detected when None.
@@ -335,10 +339,11 @@ def fit_face(
     points = landmarks.points[visible]
     crop = crop_face(photo, points, mask, settings.crop_size, settings.crop_margin)
     camera = photo_camera(photo.shape[:2], settings.fov_deg)
-    levels = [_Level.of(crop, camera, points, settings.hull_margin)]
+    device = model.template.device
+    levels = [_Level.of(crop, camera, points, settings.hull_margin, device)]
     if settings.coarse_fraction > 0.0:
         coarse = crop_face(photo, points, mask, settings.crop_size // 2, settings.crop_margin)
-        levels.insert(0, _Level.of(coarse, camera, points, settings.hull_margin))
+        levels.insert(0, _Level.of(coarse, camera, points, settings.hull_margin, device))
     reliability = _landmark_reliability(points, mask, settings.occluder_margin * crop.side)
     problem = _Problem(model, levels, visible, reliability)
     timings["rigid"] = time.perf_counter() - clock
@@ -353,22 +358,23 @@ def fit_face(
         vertices, vertices_cam = problem.full_mesh(params, settings.use_local)
         rotation, translation = problem.pose(params)
         albedo = region_albedo(params["albedo"], model.region_weights)
-        projected = project(model.landmarks(vertices_cam[None]), camera)[0, :, :2].numpy()
-    visibility = classify_vertices(vertices_cam, model.faces, camera, mask)
+        projected = project(model.landmarks(vertices_cam[None]), camera)[0, :, :2].cpu().numpy()
+    vertices, vertices_cam = vertices.cpu(), vertices_cam.cpu()
+    visibility = classify_vertices(vertices_cam, model.faces.cpu(), camera, mask)
     errors = np.linalg.norm(projected - landmarks.points, axis=1)
     timings["visibility"] = time.perf_counter() - clock
     timings["total"] = time.perf_counter() - start
     return FitResult(
-        identity=params["identity"].detach()[0],
-        expression=params["expression"].detach()[0],
-        local=problem.local(params).detach()[0],
-        rotation=rotation,
-        translation=translation,
+        identity=params["identity"].detach()[0].cpu(),
+        expression=params["expression"].detach()[0].cpu(),
+        local=problem.local(params).detach()[0].cpu(),
+        rotation=rotation.cpu(),
+        translation=translation.cpu(),
         camera=camera,
         vertices=vertices,
         vertices_cam=vertices_cam,
-        albedo=albedo,
-        sh_coeffs=params["sh"].detach()[0],
+        albedo=albedo.cpu(),
+        sh_coeffs=params["sh"].detach()[0].cpu(),
         crop=crop,
         visibility=visibility,
         landmarks=landmarks,
@@ -469,8 +475,9 @@ class _Level:
         camera: Camera,
         visible_points: np.ndarray,
         hull_margin: float | None,
+        device: torch.device | str = "cpu",
     ) -> _Level:
-        """The level of a crop of the photo seen by ``camera`` (photo pixels).
+        """The level of a crop of the photo seen by ``camera`` (photo pixels), on ``device``.
 
         ``visible_points`` (N, 2) photo pixels; with a ``hull_margin`` (fraction of the crop
         side) the pixels farther than that from their convex hull are unusable.
@@ -481,9 +488,9 @@ class _Level:
             usable &= _near_hull(targets, crop.size, round(hull_margin * crop.size))
         return cls(
             camera=_crop_camera(camera, crop),
-            image=torch.from_numpy(crop.image),
-            usable=torch.from_numpy(usable),
-            targets=torch.from_numpy(targets).float(),
+            image=torch.from_numpy(crop.image).to(device),
+            usable=torch.from_numpy(usable).to(device),
+            targets=torch.from_numpy(targets).float().to(device),
         )
 
 
@@ -507,25 +514,27 @@ class _Problem:
         landmarks used; ``reliability`` (N_visible,) their weight factors in [0, 1]."""
         self.model = model
         self.levels = levels
-        self.weights = torch.from_numpy(landmark_weights()[visible] * reliability).float()
-        self.eye_regions = torch.tensor([model.region_index(name) for name in _EYE_REGIONS])
-        others = [i for i in range(model.n_regions) if i not in self.eye_regions.tolist()]
-        self.other_regions = torch.tensor(others)
-        self.region_order = torch.argsort(torch.cat([self.eye_regions, self.other_regions]))
+        self.device = device = model.template.device
+        weights = landmark_weights()[visible] * reliability
+        self.weights = torch.from_numpy(weights).float().to(device)
+        eye_regions = [model.region_index(name) for name in _EYE_REGIONS]
+        others = [i for i in range(model.n_regions) if i not in eye_regions]
+        self.n_eye, self.n_other = len(eye_regions), len(others)
+        self.region_order = torch.argsort(torch.tensor(eye_regions + others, device=device))
         local_basis = _local_basis(model)
         self.smoothness = smoothness_matrix(
-            uniform_laplacian(model.faces.numpy(), model.n_vertices), local_basis
-        )
+            uniform_laplacian(model.faces.cpu().numpy(), model.n_vertices), local_basis.cpu()
+        ).to(device)
         # the sub-mesh: facial skin triangles and the visible landmarks' triangles
-        visible_index = torch.from_numpy(np.flatnonzero(visible))
+        visible_index = np.flatnonzero(visible)
         skin = facial_skin_faces(model)
-        landmark_corners = model.faces[model.landmark_faces[visible_index]]
+        landmark_corners = model.faces[model.landmark_faces[torch.from_numpy(visible_index)]]
         self.used = torch.unique(torch.cat([skin.reshape(-1), landmark_corners.reshape(-1)]))
-        renumber = torch.full((model.n_vertices,), -1, dtype=torch.long)
-        renumber[self.used] = torch.arange(len(self.used))
+        renumber = torch.full((model.n_vertices,), -1, dtype=torch.long, device=device)
+        renumber[self.used] = torch.arange(len(self.used), device=device)
         self.photo_faces = renumber[skin]
         self.landmark_corners = renumber[landmark_corners]
-        self.landmark_bary = model.landmark_bary[visible_index]
+        self.landmark_bary = model.landmark_bary[torch.from_numpy(visible_index)]
         self.template = model.template[self.used][None]
         bases = (model.identity_basis, model.expression_basis, local_basis)
         self.basis = torch.cat([basis[:, self.used].reshape(len(basis), -1) for basis in bases])
@@ -533,32 +542,32 @@ class _Problem:
 
         fine = levels[-1]
         with torch.no_grad():
-            mean_landmarks = self.landmarks(self.template)[0].double().numpy()
+            mean_landmarks = self.landmarks(self.template)[0].double().cpu().numpy()
         # the face oval lies on the silhouette, where the mean face's points do not
-        for_pose = ~np.isin(visible_index.numpy(), landmark_groups()["face_oval"])
+        for_pose = ~np.isin(visible_index, landmark_groups()["face_oval"])
         rotation, translation = solve_pose(
             mean_landmarks[for_pose],
-            fine.targets.double().numpy()[for_pose],
+            fine.targets.double().cpu().numpy()[for_pose],
             float(fine.camera.fx),
             (float(fine.camera.cx), float(fine.camera.cy)),
         )
-        self.rotation0 = torch.from_numpy(rotation).float()
-        self.translation0 = torch.from_numpy(translation).float()
+        self.rotation0 = torch.from_numpy(rotation).float().to(device)
+        self.translation0 = torch.from_numpy(translation).float().to(device)
 
     # ------------------------------------------------------------------ parameters
     def initial_parameters(self) -> dict[str, Tensor]:
         """Leaf tensors of the rescaled parameters at the rigid solution and the mean face."""
         model = self.model
-        n_eye, n_other = len(self.eye_regions), len(self.other_regions)
+        zeros = partial(torch.zeros, device=self.device)
         params = {
-            "rotation": torch.zeros(1, 3),
-            "translation": torch.zeros(1, 3),
-            "identity": torch.zeros(1, model.n_identity),
-            "expression": torch.zeros(1, model.n_expression),
-            "local_eyes": torch.zeros(1, n_eye, model.n_local),
-            "local_other": torch.zeros(1, n_other, model.n_local),
+            "rotation": zeros(1, 3),
+            "translation": zeros(1, 3),
+            "identity": zeros(1, model.n_identity),
+            "expression": zeros(1, model.n_expression),
+            "local_eyes": zeros(1, self.n_eye, model.n_local),
+            "local_other": zeros(1, self.n_other, model.n_local),
             "albedo": self._initial_albedo().expand(model.n_regions, 3).clone(),
-            "sh": torch.zeros(1, 9, 3),
+            "sh": zeros(1, 9, 3),
         }
         params["sh"][0, 0] = _SH_CONSTANT
         for tensor in params.values():
@@ -576,7 +585,7 @@ class _Problem:
             fragments = rasterize(screen, self.photo_faces, fine.camera.image_size)
             valid = fragments.mask[0] & fine.usable
             if not bool(valid.any()):
-                return torch.full((3,), 0.5)
+                return torch.full((3,), 0.5, device=self.device)
             return fine.image[valid].mean(dim=0)
 
     def pose(self, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

@@ -11,6 +11,8 @@
 
 Every space gives flat (N, D) leaf codes, decodes them to (N, V, 3) meshes in metres, and
 names the part of a code that is standard normal under the prior (for the DPP's quality term).
+A space works on its model's device; starting codes are drawn on the CPU from the given
+generator and then moved, so a seed gives the same codes on every device.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class VAESpace:
 
     def initial_codes(self, n: int, generator: torch.Generator) -> Tensor:
         """``mu + sigma * eps``: n posterior samples, (n, D); the first is the mean itself."""
-        noise = torch.randn(n, self.mu.numel(), generator=generator)
+        noise = torch.randn(n, self.mu.numel(), generator=generator).to(self.mu.device)
         noise[0] = 0.0
         return self.mu + self.sigma * noise
 
@@ -118,10 +120,12 @@ class ModelSpace:
         self.model = model
         self.use_local = use_local
         self.noise = noise
+        device = model.template.device
         parts = [identity, expression] + ([local.reshape(-1)] if use_local else [])
-        self.start = torch.cat(parts).float()
+        self.start = torch.cat(parts).float().to(device)
         # the fitted local shape stays as it is when the local coefficients are not searched
-        self.fixed_local = None if use_local or not bool(local.any()) else local[None].float()
+        fixed = use_local or not bool(local.any())
+        self.fixed_local = None if fixed else local[None].float().to(device)
         self.n_identity, self.n_expression = identity.numel(), expression.numel()
 
     def _split(self, codes: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -139,7 +143,7 @@ class ModelSpace:
     def initial_codes(self, n: int, generator: torch.Generator) -> Tensor:
         """The fit plus noise on the prior part, (n, D); the first is the fit itself."""
         codes = self.start.expand(n, -1).clone()
-        noise = self.noise * torch.randn(n, codes.shape[1], generator=generator)
+        noise = self.noise * torch.randn(n, codes.shape[1], generator=generator).to(codes.device)
         noise[0] = 0.0
         noise[:, self.n_identity : self.n_identity + self.n_expression] = 0.0
         return codes + noise

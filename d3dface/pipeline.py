@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from d3dface.diversity import (
@@ -108,13 +109,30 @@ class FaceResult:
         for index in (first, second):
             if not 0 <= index < self.n_samples:
                 raise ValueError(f"sample {index} does not exist; there are {self.n_samples}")
-        return interpolate(self.space, self.codes[first], self.codes[second], alpha)
+        device = self.space.mu.device
+        codes = self.codes[first].to(device), self.codes[second].to(device)
+        return interpolate(self.space, *codes, alpha).cpu()
 
     def save(self, out_dir: str | Path, formats: tuple[str, ...] = ("glb", "ply")) -> list[Path]:
         """Write the result's files (see :func:`d3dface.result_files.write_result`)."""
         from d3dface.result_files import write_result
 
         return write_result(self, out_dir, formats)
+
+
+def _available(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device; ValueError when it is unknown or not on this machine."""
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"'{device}' is not a device name; use 'cpu' or 'cuda'") from error
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device '{device}' is not available: PyTorch sees no CUDA GPU here; use 'cpu'"
+        )
+    if chosen.type not in ("cpu", "cuda"):
+        raise ValueError(f"device '{device}' is not supported; use 'cpu' or 'cuda'")
+    return chosen
 
 
 class Diverse3DFace:
@@ -125,6 +143,9 @@ class Diverse3DFace:
         vae: the Mesh-VAE trained on that model's topology.
         fit_settings: stage-1 settings (default :class:`~d3dface.fitting.FitSettings`).
         detector: a landmark detector to reuse (default: the shared one).
+        device: where the fit and the diversity stage run (``"cpu"``, the default, or e.g.
+            ``"cuda"``); detection and the occlusion mask run on the CPU, and results
+            (meshes, codes, the fit) come back on the CPU.
     """
 
     def __init__(
@@ -133,16 +154,18 @@ class Diverse3DFace:
         vae: MeshVAE,
         fit_settings: FitSettings | None = None,
         detector: LandmarkDetector | None = None,
+        device: str | torch.device = "cpu",
     ) -> None:
         if vae.n_vertices != face_model.n_vertices:
             raise WeightsError(
                 f"the Mesh-VAE has {vae.n_vertices} vertices but the face model has "
                 f"{face_model.n_vertices}; they must share one topology"
             )
-        self.face_model = face_model.eval()
-        self.vae = vae.eval().requires_grad_(False)
+        self.device = _available(device)
+        self.face_model = face_model.to(self.device).eval()
+        self.vae = vae.to(self.device).eval().requires_grad_(False)
         self.fit_settings = fit_settings or FitSettings()
-        self.head_faces = head_faces(self.face_model)
+        self.head_faces = head_faces(self.face_model).cpu()
         self.detector = detector
 
     @classmethod
@@ -153,10 +176,13 @@ class Diverse3DFace:
         cache_dir: str | Path | None = None,
         token: str | None = None,
         vae: str | None = None,
+        device: str | torch.device = "cpu",
     ) -> Diverse3DFace:
         """Load a pipeline directory (default: the shipped ``checkpoints/``) or Hub repo id.
 
-        ``vae`` names another Mesh-VAE folder of the same directory (e.g. ``mesh_vae_paper``).
+        ``vae`` names another Mesh-VAE folder of the same directory (e.g. ``mesh_vae_paper``);
+        ``device`` is where it runs (see the class).
+        An unavailable device (``"cuda"`` without a GPU) raises a ValueError naming it.
         Raises WeightsError when the directory or a model in it is missing or unusable.
         """
         directory = resolve_model_dir(path_or_repo, revision, cache_dir, token)
@@ -168,6 +194,7 @@ class Diverse3DFace:
         return cls(
             FaceModel.from_pretrained(directory / names["face_model"]),
             MeshVAE.from_pretrained(directory / names["mesh_vae"]),
+            device=device,
         )
 
     def save_pretrained(self, directory: str | Path, vae_folder: str = "mesh_vae") -> Path:
@@ -249,13 +276,14 @@ class Diverse3DFace:
         clock = time.perf_counter()
         report(_STAGE_SHARE["fit"], f"generating {n} diverse completions")
         target = CompletionTarget.from_fit(fit, self.face_model, settings.photometric_size)
-        space = VAESpace(self.vae, target.fitted, target.occluded)
-        completions = diversify(space, target, self.face_model.faces, settings)
+        on_device = target.to(self.device)
+        space = VAESpace(self.vae, on_device.fitted, on_device.occluded)
+        completions = diversify(space, on_device, self.face_model.faces, settings)
         timings["diversity"] = time.perf_counter() - clock
         timings["total"] = time.perf_counter() - start
         report(1.0, "done")
 
-        samples = completions.vertices
+        samples = completions.vertices.cpu()
         metrics: dict[str, float] = {}
         if n > 1 and bool(target.visible.any()) and bool(target.occluded.any()):
             metrics = diversity_metrics(samples, target.visible, target.occluded)
@@ -266,12 +294,12 @@ class Diverse3DFace:
             fit=fit,
             target=target,
             samples=samples,
-            codes=completions.codes,
+            codes=completions.codes.cpu(),
             spread_mm=vertex_spread_mm(samples),
             metrics=metrics,
             timings={name: round(seconds, 3) for name, seconds in timings.items()},
             settings=settings,
-            faces=self.face_model.faces,
+            faces=self.face_model.faces.cpu(),
             head_faces=self.head_faces,
             space=space,
         )

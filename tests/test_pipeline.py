@@ -93,6 +93,38 @@ def test_pipeline_refuses_a_mask_of_another_size(
         pipeline(photo, mask=np.zeros((10, 10), bool), n=2, **FAST)
 
 
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        pytest.param(
+            "cuda",
+            "no CUDA GPU",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present"),
+        ),
+        ("banana", "not a device name"),
+        ("meta", "not supported"),
+    ],
+)
+def test_an_unusable_device_is_refused_by_name(device: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Diverse3DFace.from_pretrained(device=device)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_pipeline_on_the_gpu_agrees_with_the_cpu(
+    pipeline: Diverse3DFace, masked_photo: tuple[Path, Path]
+) -> None:
+    photo, mask = masked_photo
+    on_cpu = pipeline(photo, mask=mask, n=3, seed=1, **FAST)
+    on_gpu = Diverse3DFace.from_pretrained(device="cuda")(photo, mask=mask, n=3, seed=1, **FAST)
+    assert on_gpu.samples.device.type == "cpu"  # results come back on the CPU
+    assert on_gpu.fit.vertices.device.type == "cpu"
+    # the same optimisation in another order of float sums: close, not bit-identical
+    assert float((on_gpu.fit.vertices - on_cpu.fit.vertices).abs().max()) < 1e-3
+    assert on_gpu.metrics["asd_ratio"] > 2.0
+    assert on_gpu.interpolate(0, 2, 0.5).device.type == "cpu"
+
+
 def test_pipeline_directory_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match=r"has no config\.json"):
         Diverse3DFace.from_pretrained(tmp_path)
