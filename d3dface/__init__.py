@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 # on a loaded machine (1 run in 3 of tests/test_fitting.py::test_same_input_gives_the_same_fit);
 # with one thread it did not. torch takes its default thread count from MKL_NUM_THREADS, so
 # this makes d3dface single-threaded unless the caller sets a thread count (an explicit
-# torch.set_num_threads(n) is faster but not bit-reproducible). Photo to 8 meshes: 11.7 s on
-# one thread, 9.7 s on two (python -m d3dface.bench speed --threads 1 / --threads 2). It is
+# torch.set_num_threads(n) is faster but not bit-reproducible). Photo to 8 meshes: 11.0 s on
+# one thread, 8.4 s on two (python -m d3dface.bench speed --threads 1 / --threads 2). It is
 # read when torch starts, so it takes effect when d3dface is imported before torch.
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 

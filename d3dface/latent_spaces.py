@@ -54,10 +54,11 @@ class VAESpace:
     A code ``z`` decodes to ``D(z)`` (``anchored=False``, the paper) or, by default, to
     ``fitted + D(z) - D(mu)`` with ``mu`` the encoder's posterior mean: the posterior mean
     gives back the fit exactly and every other code the fit plus the decoder's change. On
-    the diversity benchmark (6 faces, true masks, N = 8) anchoring brought the closest
-    sample nearer the truth on the hidden part (CSD 2.21 -> 1.95 mm) and the samples closer
-    together where the face is seen (ASD-V 0.16 -> 0.13 mm): the lite Mesh-VAE reconstructs
-    a face to about 1.2 mm, an error direct decoding adds to every sample.
+    the diversity benchmark (``python -m d3dface.bench diversity``: 12 faces, true masks,
+    N = 8) anchoring brought the closest sample nearer the truth on the hidden part (CSD
+    2.37 -> 2.24 mm) and the samples closer together where the face is seen (ASD-V 0.15 ->
+    0.13 mm): direct decoding adds the Mesh-VAE's own reconstruction error (0.8 mm for
+    lite) to every sample.
 
     Args:
         vae: the Mesh-VAE.
