@@ -119,7 +119,7 @@ def run(
     pca_full = pca.reconstruct(test.vertices)
     pca_masked = pca.complete(test.vertices, test.hidden)
     return {
-        "vae": str(vae_dir),
+        "vae": _shown(vae_dir),
         "test_meshes": n_test,
         "hidden_fraction_mean": round(float(test.hidden.float().mean()), 3),
         "latent_size": latent_size,
@@ -141,6 +141,14 @@ def run(
         "decode16_backward_ms": round(decode_backward_ms(vae), 1),
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it, else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def to_markdown(results: dict[str, float | int | str]) -> str:
