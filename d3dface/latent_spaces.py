@@ -78,7 +78,8 @@ class VAESpace:
 
     def initial_codes(self, n: int, generator: torch.Generator) -> Tensor:
         """``mu + sigma * eps``: n posterior samples, (n, D); the first is the mean itself."""
-        noise = torch.randn(n, self.mu.numel(), generator=generator).to(self.mu.device)
+        noise = torch.randn(n, self.mu.numel(), generator=generator, device=generator.device)
+        noise = noise.to(self.mu.device)
         noise[0] = 0.0
         return self.mu + self.sigma * noise
 
@@ -144,7 +145,8 @@ class ModelSpace:
     def initial_codes(self, n: int, generator: torch.Generator) -> Tensor:
         """The fit plus noise on the prior part, (n, D); the first is the fit itself."""
         codes = self.start.expand(n, -1).clone()
-        noise = self.noise * torch.randn(n, codes.shape[1], generator=generator).to(codes.device)
+        noise = torch.randn(n, codes.shape[1], generator=generator, device=generator.device)
+        noise = self.noise * noise.to(codes.device)
         noise[0] = 0.0
         noise[:, self.n_identity : self.n_identity + self.n_expression] = 0.0
         return codes + noise

@@ -110,6 +110,19 @@ def test_an_unusable_device_is_refused_by_name(device: str, message: str) -> Non
         Diverse3DFace.from_pretrained(device=device)
 
 
+def test_every_tensor_follows_the_model_device(
+    pipeline: Diverse3DFace, masked_photo: tuple[Path, Path]
+) -> None:
+    """The GPU path's check on a CPU machine. With torch's default device set to "meta", a
+    tensor the fit or the diversity stage made without naming the model's device would be a
+    meta tensor, and the first operation mixing it with the model's tensors would fail."""
+    photo, mask = masked_photo
+    with torch.device("meta"):
+        result = pipeline(photo, mask=mask, n=2, seed=0, iterations=3, fit_iterations=5)
+    assert result.samples.device.type == "cpu"
+    assert bool(torch.isfinite(result.samples).all())
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_pipeline_on_the_gpu_agrees_with_the_cpu(
     pipeline: Diverse3DFace, masked_photo: tuple[Path, Path]
