@@ -260,7 +260,7 @@ def diversify(
     generator = torch.Generator().manual_seed(settings.seed)
     codes = space.initial_codes(settings.n_samples, generator).detach().requires_grad_(True)
     optimiser = torch.optim.Adam([codes], lr=settings.learning_rate)
-    laplacian = UniformLaplacian(faces, target.fitted.shape[0]).to(faces.device)
+    laplacian = UniformLaplacian(faces, target.fitted.shape[0])
     spread_over = target.occluded if bool(target.occluded.any()) else ~target.visible
     use_dpp = settings.n_samples > 1 and bool(spread_over.any())
     photometric = target.photometric if settings.photometric_size > 0 else None

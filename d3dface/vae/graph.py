@@ -90,9 +90,10 @@ class UniformLaplacian(torch.nn.Module):
     """Uniform graph Laplacian of a mesh: ``L(x)_i = x_i - mean_{j in N(i)} x_j``."""
 
     def __init__(self, faces: Tensor, n_vertices: int) -> None:
-        """faces: (F, 3) triangles of the template topology."""
+        """faces: (F, 3) triangles of the template topology; the operator lives on their
+        device."""
         super().__init__()
-        edges = torch.from_numpy(mesh_edges(faces.cpu().numpy()))
+        edges = torch.from_numpy(mesh_edges(faces.cpu().numpy())).to(faces.device)
         source = torch.cat([edges[:, 0], edges[:, 1]])
         target = torch.cat([edges[:, 1], edges[:, 0]])
         degree = torch.bincount(target, minlength=n_vertices).clamp(min=1)
