@@ -21,14 +21,14 @@ import numpy as np
 import torch
 from scipy.cluster.vq import kmeans2
 
+from d3dface.facemodel.landmark_embedding import (
+    EXPRESSION_MAX,
+    EXPRESSION_PROBABILITY,
+    IDENTITY_SCALE,
+)
 from d3dface.facemodel.model import FaceModel
 
 __all__ = ["csd_bound"]
-
-IDENTITY_SCALE = 0.8
-"""Standard deviation of the benchmark faces' identity coefficients (render_view's)."""
-EXPRESSION_PROBABILITY, EXPRESSION_MAX = 0.06, 0.7
-"""Each expression weight is active with this probability, then uniform in [0, max]."""
 
 
 def _prior_basis(model: FaceModel) -> np.ndarray:

@@ -23,6 +23,11 @@ from d3dface.render import Camera, project, render, rotation_matrix
 RENDER_SIZE = 512
 FOCAL_PX = 1450.0  # ~20 degree field of view at 512 px
 CAMERA_DISTANCE_M = 0.8
+IDENTITY_SCALE = 0.8
+"""Standard deviation of the rendered faces' identity coefficients (:func:`render_view`)."""
+EXPRESSION_PROBABILITY, EXPRESSION_MAX = 0.06, 0.7
+"""Each expression weight of a rendered face is active with this probability, then uniform in
+[0, EXPRESSION_MAX]."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,7 @@ def render_view(
     model: FaceModel,
     pattern: Tensor,
     generator: torch.Generator,
-    identity_scale: float = 0.8,
+    identity_scale: float = IDENTITY_SCALE,
     local_scale: float = 0.0,
 ) -> SyntheticView:
     """Render one random face of the model (identity, expression, pose, light, skin tone).
@@ -145,10 +150,10 @@ def render_view(
         model.n_identity,
         model.n_expression,
         generator,
-        expression_probability=0.06,
+        expression_probability=EXPRESSION_PROBABILITY,
         identity_scale=identity_scale,
     )
-    expression = expression * 0.7
+    expression = expression * EXPRESSION_MAX
     local = None
     if local_scale > 0.0:
         shape = (1, model.n_regions, model.n_local)
