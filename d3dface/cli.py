@@ -176,6 +176,15 @@ def _cmd_push_to_hub(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_face_model_option(command: argparse.ArgumentParser) -> None:
+    """``--model``: the face model a command loads (a directory or a Hub repo id)."""
+    command.add_argument(
+        "--model",
+        default=str(DEFAULT_FACE_MODEL),
+        help="face model directory or Hub repo id (default: the shipped checkpoints/face_model)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -185,11 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     info = commands.add_parser("info", help="print what a saved face model holds")
-    info.add_argument(
-        "--model",
-        default=str(DEFAULT_FACE_MODEL),
-        help="face model directory or Hub repo id (default: the shipped checkpoints/face_model)",
-    )
+    _add_face_model_option(info)
     info.set_defaults(run=_cmd_info)
 
     build = commands.add_parser("build-model", help="derive the face model from the ICT model")
@@ -210,11 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--global-only", action="store_true", help="skip the local models")
     fit.add_argument("--out", required=True, type=Path, help="output directory")
-    fit.add_argument(
-        "--model",
-        default=str(DEFAULT_FACE_MODEL),
-        help="face model directory or Hub repo id (default: the shipped checkpoints/face_model)",
-    )
+    _add_face_model_option(fit)
     fit.set_defaults(run=_cmd_fit)
 
     mask = commands.add_parser("mask", help="find the hidden part of a face (mask + overlay)")
@@ -228,11 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mask.add_argument("--face-index", type=int, default=0, help="0 = the largest face (default)")
     mask.add_argument("--out", required=True, type=Path, help="output directory")
-    mask.add_argument(
-        "--model",
-        default=str(DEFAULT_FACE_MODEL),
-        help="face model directory or Hub repo id (default: the shipped checkpoints/face_model)",
-    )
+    _add_face_model_option(mask)
     mask.set_defaults(run=_cmd_mask)
 
     recon = commands.add_parser(

@@ -21,8 +21,9 @@ SHIPPED = ROOT / "checkpoints" / "face_model"
 
 
 @pytest.fixture(scope="module")
-def model() -> FaceModel:
-    return FaceModel.from_pretrained(SHIPPED)
+def model(face_model: FaceModel) -> FaceModel:
+    """The shipped face model, loaded once for the session (``conftest.face_model``)."""
+    return face_model
 
 
 def test_shipped_model_sizes(model: FaceModel) -> None:

@@ -43,8 +43,9 @@ MOUTH = [61, 291, 0, 17]  # mediapipe: mouth corners, upper and lower lip middle
 
 
 @pytest.fixture(scope="module")
-def model() -> FaceModel:
-    return FaceModel.from_pretrained(ROOT / "checkpoints" / "face_model")
+def model(face_model: FaceModel) -> FaceModel:
+    """The shipped face model, loaded once for the session (``conftest.face_model``)."""
+    return face_model
 
 
 @pytest.fixture(scope="module")

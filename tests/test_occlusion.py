@@ -36,8 +36,9 @@ TEST_IMAGES = ROOT.parent / "shared" / "test_images"
 
 
 @pytest.fixture(scope="module")
-def model() -> FaceModel:
-    return FaceModel.from_pretrained(ROOT / "checkpoints" / "face_model")
+def model(face_model: FaceModel) -> FaceModel:
+    """The shipped face model, loaded once for the session (``conftest.face_model``)."""
+    return face_model
 
 
 @pytest.fixture(scope="module")
