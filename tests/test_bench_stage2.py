@@ -20,9 +20,11 @@ def test_diversity_benchmark_quick(tmp_path: Path) -> None:
         assert figures["asd_o_mm"] > 0 and figures["csd_mm"] > 0
     # the oracle's best N samples are nearer the truth than its single best guess
     assert 0 < overall["oracle_best_mm"] < overall["oracle_mean_mm"]
+    # the fit-error reference was learned on the quick mode's held-out fits and measured
+    assert overall["fit_error_best_mm"] > 0 and overall["fit_error_corrected_mm"] > 0
     assert overall["ours"]["asd_ratio"] > overall["Global+Local+VAE"]["asd_ratio"]
     report = (tmp_path / "diversity.md").read_text()
-    assert "## Table 1, true mask" in report and "CSD" in report
+    assert "## Table 1, true mask" in report and "fit-error model: best N" in report
     assert (tmp_path / "diversity_ratio.png").is_file()
 
 
