@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from d3dface.diversity import CompletionTarget, DiversitySettings, diversify, interpolate
+from d3dface.diversity import (
+    DPP_REFERENCE_SAMPLES,
+    CompletionTarget,
+    DiversitySettings,
+    diversify,
+    interpolate,
+)
 from d3dface.dpp import dpp_loss, quality, similarity
 from d3dface.facemodel.model import FaceModel
 from d3dface.figures import head_part, heat_colours, sample_grid, vertex_spread_mm
@@ -145,6 +151,20 @@ def test_anchored_space_gives_back_the_fit_at_the_posterior_mean(
     assert float(mesh_distance(from_direct[:1], target.fitted[None], target.known)) > 1e-4
     # both see the same change between codes: anchoring only moves every mesh by one offset
     assert torch.allclose(from_anchored - from_anchored[0], from_direct - from_direct[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("n_samples", [4, 16])
+def test_the_dpp_term_is_weighed_per_sample_so_its_balance_does_not_change_with_n(
+    face_model: FaceModel, vae: MeshVAE, target: CompletionTarget, n_samples: int
+) -> None:
+    # the other terms are means over the samples; the DPP loss is a sum, so it is scaled by 8/N
+    settings = DiversitySettings(n_samples=n_samples, iterations=0, photometric_size=0)
+    space = VAESpace(vae, target.fitted, target.occluded)
+    result = diversify(space, target, face_model.faces, settings)
+    distances = pairwise_distances(result.vertices, target.occluded, 1e-12)
+    unscaled = dpp_loss(distances, space.prior_part(result.codes), settings.k, settings.n_sigma)
+    expected = settings.dpp_weight * DPP_REFERENCE_SAMPLES / n_samples * float(unscaled)
+    assert result.losses["dpp"] == pytest.approx(expected, rel=1e-5)
 
 
 def test_one_sample_needs_no_dpp(
