@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["similarity_transform"]
+__all__ = ["align_on", "apply_similarity", "similarity_transform"]
 
 
 def similarity_transform(
@@ -19,3 +19,19 @@ def similarity_transform(
     rotation = u @ sign @ vt
     scale = float(np.trace(np.diag(singular) @ sign) / (a**2).sum())
     return rotation, scale, target_mean - scale * source_mean @ rotation.T
+
+
+def apply_similarity(
+    points: np.ndarray, transform: tuple[np.ndarray, float, np.ndarray]
+) -> np.ndarray:
+    """``points`` (..., 3) moved by a (rotation, scale, shift) of :func:`similarity_transform`."""
+    rotation, scale, shift = transform
+    return scale * points @ rotation.T + shift
+
+
+def align_on(source: np.ndarray, target: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+    """All of ``source`` (V, 3) moved by the similarity that best maps its ``where`` (V,) bool
+    rows (all rows when None) onto those of ``target`` (V, 3)."""
+    if where is None:
+        return apply_similarity(source, similarity_transform(source, target))
+    return apply_similarity(source, similarity_transform(source[where], target[where]))

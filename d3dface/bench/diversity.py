@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from d3dface.bench import write_results
-from d3dface.bench.alignment import similarity_transform
+from d3dface.bench.alignment import apply_similarity, similarity_transform
 from d3dface.bench.csd_bound import csd_bound
 from d3dface.bench.fit_error_model import FitErrorModel, aligned_residual, fit_error_reference
 from d3dface.bench.occluders import draw_occluder_of_type
@@ -184,17 +184,14 @@ def run(
                 fit.vertices[visible_true].double().numpy(),
                 view.vertices[visible_true].double().numpy(),
             )
-            rotation, scale, shift = transform
-            fit_aligned = torch.from_numpy(
-                scale * fit.vertices.double().numpy() @ rotation.T + shift
-            )
-            truth = view.vertices.double()
+            fit_aligned = apply_similarity(fit.vertices.double().numpy(), transform)
+            fit_tensor, truth = torch.from_numpy(fit_aligned), view.vertices.double()
             record = {
                 "seed": seed,
                 "occlusion": occlusion_type,
                 "mask": mask_name,
-                "fit_visible_mm": float(mesh_distance(fit_aligned, truth, visible_true) * 1000.0),
-                "fit_occluded_mm": float(mesh_distance(fit_aligned, truth, occluded_true) * 1000.0),
+                "fit_visible_mm": float(mesh_distance(fit_tensor, truth, visible_true) * 1000.0),
+                "fit_occluded_mm": float(mesh_distance(fit_tensor, truth, occluded_true) * 1000.0),
                 "oracle_mean_mm": bound["posterior_mean_mm"],
                 "oracle_best_mm": bound["best_set_mm"],
                 "occluded_vertex_fraction": float(target.occluded.float().mean()),
@@ -202,8 +199,8 @@ def run(
             if error_model is not None:
                 reference = fit_error_reference(
                     error_model,
-                    fit.vertices.double().numpy(),
-                    view.vertices.double().numpy(),
+                    fit_aligned,
+                    truth.numpy(),
                     visible_true.numpy(),
                     occluded_true.numpy(),
                     settings.n_samples,

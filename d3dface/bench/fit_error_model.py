@@ -30,18 +30,12 @@ import numpy as np
 import torch
 from scipy.cluster.vq import kmeans2
 
-from d3dface.bench.alignment import similarity_transform
+from d3dface.bench.alignment import align_on
 from d3dface.metrics import mesh_distance
 
 __all__ = ["FitErrorModel", "aligned_residual", "fit_error_reference"]
 
 _MM = 1000.0
-
-
-def _aligned(source: np.ndarray, truth: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """``source`` (V, 3) similarity-aligned to ``truth`` (V, 3) on the ``visible`` (V,) set."""
-    rotation, scale, shift = similarity_transform(source[visible], truth[visible])
-    return scale * source @ rotation.T + shift
 
 
 def _distance_mm(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
@@ -52,7 +46,7 @@ def _distance_mm(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
 
 def aligned_residual(fitted: np.ndarray, truth: np.ndarray, visible: np.ndarray) -> np.ndarray:
     """(V, 3) ``truth - fit``, the fit (V, 3) aligned to the truth on ``visible`` (V,) bool."""
-    return truth - _aligned(fitted, truth, visible)
+    return truth - align_on(fitted, truth, visible)
 
 
 @dataclass(frozen=True)
@@ -101,7 +95,7 @@ class FitErrorModel:
 
 def fit_error_reference(
     model: FitErrorModel,
-    fitted: np.ndarray,
+    aligned_fit: np.ndarray,
     truth: np.ndarray,
     visible: np.ndarray,
     occluded: np.ndarray,
@@ -112,7 +106,8 @@ def fit_error_reference(
 
     Args:
         model: the fit-error model, learned on other faces than this one.
-        fitted: (V, 3) this face's stage-1 fit, metres.
+        aligned_fit: (V, 3) this face's stage-1 fit, metres, similarity-aligned to the truth
+            on the truly visible vertices (as :func:`aligned_residual` aligns it).
         truth: (V, 3) its true mesh.
         visible, occluded: (V,) bool, the truly visible vertices (alignment) and the truly
             occluded ones (the distances).
@@ -122,10 +117,9 @@ def fit_error_reference(
     Returns:
         ``corrected_fit_mm`` and ``best_set_mm``.
     """
-    base = _aligned(fitted, truth, visible)
-    corrected = _aligned(base + model.mean, truth, visible)
+    corrected = align_on(aligned_fit + model.mean, truth, visible)
     distances = [
-        _distance_mm(truth, _aligned(base + offset, truth, visible), occluded)
+        _distance_mm(truth, align_on(aligned_fit + offset, truth, visible), occluded)
         for offset in model.sample_offsets(n_samples, seed)
     ]
     return {

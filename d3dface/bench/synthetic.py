@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from d3dface.bench.alignment import similarity_transform
+from d3dface.bench.alignment import align_on
 from d3dface.facemodel.landmark_embedding import (
     SyntheticView,
     project_surface_points,
@@ -33,7 +33,6 @@ __all__ = [
     "SyntheticFace",
     "aligned_error_mm",
     "draw_occluder",
-    "similarity_align",
     "synthetic_face",
     "synthetic_pattern",
     "truly_visible",
@@ -127,19 +126,12 @@ def truly_visible(model: FaceModel, face: SyntheticFace) -> np.ndarray:
     return visible
 
 
-def similarity_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``source`` (N, 3) moved by the least-squares similarity (rotation, scale, shift) onto
-    ``target`` (N, 3) (:func:`d3dface.bench.alignment.similarity_transform`)."""
-    rotation, scale, shift = similarity_transform(source, target)
-    return scale * source @ rotation.T + shift
-
-
 def aligned_error_mm(fitted: np.ndarray, true: np.ndarray, where: np.ndarray) -> float:
     """RMS vertex distance in mm over ``where`` after similarity-aligning fitted to true there.
 
     ``fitted``, ``true`` (V, 3) metres; ``where`` (V,) bool. The distance of the project's
     metrics: ``||A_W - B_W||_F / sqrt(|W|)``.
     """
-    aligned = similarity_align(fitted[where].astype(np.float64), true[where].astype(np.float64))
+    aligned = align_on(fitted[where].astype(np.float64), true[where].astype(np.float64))
     difference = aligned - true[where]
     return float(1000.0 * np.sqrt((difference**2).sum(axis=1).mean()))
