@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from d3dface.diversity import DiversitySettings
+from d3dface.fitting import DEFAULT_ITERATIONS as DEFAULT_FIT_ITERATIONS
 from d3dface.hub import CHECKPOINTS_DIR
 
 DEFAULT_FACE_MODEL = CHECKPOINTS_DIR / "face_model"
@@ -251,9 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="DPP quality threshold: larger = more diverse, less typical (default 3)",
     )
     recon.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    recon.add_argument("--iterations", type=int, help="diversity iterations (default: 100)")
     recon.add_argument(
-        "--fit-iterations", type=int, help="stage-1 fitting iterations (default: 200)"
+        "--iterations",
+        type=int,
+        help=f"diversity iterations (default: {DiversitySettings.iterations})",
+    )
+    recon.add_argument(
+        "--fit-iterations",
+        type=int,
+        help=f"stage-1 fitting iterations (default: {DEFAULT_FIT_ITERATIONS})",
     )
     recon.add_argument("--face-index", type=int, default=0, help="0 = the largest face")
     recon.add_argument(

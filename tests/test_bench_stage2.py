@@ -12,19 +12,27 @@ from d3dface.bench.speed import DEFAULT_PHOTO
 
 
 def test_diversity_benchmark_quick(tmp_path: Path) -> None:
-    assert bench_main(["diversity", "--quick", "--no-auto-mask", "--out", str(tmp_path)]) == 0
+    argv = ["diversity", "--quick", "--no-auto-mask", "--fit-iterations", "40", "--out"]
+    assert bench_main([*argv, str(tmp_path)]) == 0
     results = json.loads((tmp_path / "diversity.json").read_text())
     overall = results["table1"]["true mask"]["overall"]
     for method in ("Global+DPP", "Global+Local+DPP", "Global+Local+VAE", "ours"):
         figures = overall[method]
         assert figures["asd_o_mm"] > 0 and figures["csd_mm"] > 0
+        # the closest sample at its offset's best length is no farther than the fit or the
+        # closest sample as it is (per face, so also on average)
+        assert figures["csd_best_length_mm"] <= overall["fit_occluded_mm"] + 1e-9
+        assert figures["csd_best_length_mm"] <= figures["csd_mm"] + 1e-9
+        assert -1.0 <= figures["best_cosine"] <= 1.0
     # the oracle's best N samples are nearer the truth than its single best guess
     assert 0 < overall["oracle_best_mm"] < overall["oracle_mean_mm"]
     # the fit-error reference was learned on the quick mode's held-out fits and measured
     assert overall["fit_error_best_mm"] > 0 and overall["fit_error_corrected_mm"] > 0
     assert overall["ours"]["asd_ratio"] > overall["Global+Local+VAE"]["asd_ratio"]
     report = (tmp_path / "diversity.md").read_text()
+    assert "(40 in the stage-1 fit)" in report
     assert "## Table 1, true mask" in report and "fit-error model: best N" in report
+    assert "Directions, true mask" in report
     assert (tmp_path / "diversity_ratio.png").is_file()
 
 

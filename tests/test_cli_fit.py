@@ -13,7 +13,9 @@ from PIL import Image
 
 from d3dface.bench.__main__ import main as bench_main
 from d3dface.cli import main
+from d3dface.diversity import DiversitySettings
 from d3dface.facemodel.model import FaceModel
+from d3dface.fitting import DEFAULT_ITERATIONS as DEFAULT_FIT_ITERATIONS
 from d3dface.imageio import load_image
 from d3dface.perception.landmarks import detect_face
 
@@ -98,3 +100,14 @@ def test_quick_fitting_benchmark_writes_both_files(tmp_path: Path) -> None:
         assert len(face_set["records"]) == 2
         assert "global+local + photometric" in face_set["summary"]
     assert (out / "fitting.md").read_text().count("| variant |") == 2
+
+
+def test_reconstruct_help_states_the_defaults_the_pipeline_uses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reconstruct", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"stage-1 fitting iterations (default: {DEFAULT_FIT_ITERATIONS})" in text
+    assert f"diversity iterations (default: {DiversitySettings().iterations})" in text

@@ -25,8 +25,11 @@ it. Beside them, two references: what an oracle that knows the faces' prior and 
 truly visible vertices could reach (:func:`d3dface.bench.csd_bound.csd_bound`: its posterior
 mean's error and the expected CSD of its best N samples), and what N samples around the fit
 reach when they know the distribution of the fit's own errors, learned from the fits of
-held-out renders (:func:`d3dface.bench.fit_error_model.fit_error_reference`). The
-k x n_sigma sweep (Table 2) runs ours on the first faces with the true mask.
+held-out renders (:func:`d3dface.bench.fit_error_model.fit_error_reference`). For each method,
+how well the samples' offsets from the fit point along the fit's error
+(:mod:`d3dface.bench.offset_directions`): a sample can only come nearer the truth than the fit
+where its offset points that way. The k x n_sigma sweep (Table 2) runs ours on the first faces
+with the true mask.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from d3dface.bench.alignment import apply_similarity, similarity_transform
 from d3dface.bench.csd_bound import csd_bound
 from d3dface.bench.fit_error_model import FitErrorModel, aligned_residual, fit_error_reference
 from d3dface.bench.occluders import draw_occluder_of_type
+from d3dface.bench.offset_directions import offset_direction_figures, required_cosine
 from d3dface.bench.synthetic import SyntheticFace, synthetic_pattern, truly_visible
 from d3dface.diversity import CompletionTarget, DiversitySettings, diversify
 from d3dface.facemodel.landmark_embedding import (
@@ -55,6 +59,7 @@ from d3dface.facemodel.landmark_embedding import (
     render_view,
 )
 from d3dface.facemodel.model import FaceModel
+from d3dface.fitting import DEFAULT_ITERATIONS as DEFAULT_FIT_ITERATIONS
 from d3dface.fitting import FitResult, FitSettings, fit_face
 from d3dface.hub import CHECKPOINTS_DIR
 from d3dface.latent_spaces import LatentSpace, ModelSpace, VAESpace
@@ -74,7 +79,7 @@ METHODS = ("Global+DPP", "Global+Local+DPP", "Global+Local+VAE", "ours, direct d
 SWEEP_K = (0.1, 0.25, 0.5, 1.0, 2.0)
 SWEEP_N_SIGMA = (1.0, 2.0, 3.0, 4.0, 5.0)
 QUICK_FIT_ITERATIONS = 50
-METRICS = ("asd_v_mm", "asd_o_mm", "asd_ratio", "csd_mm")
+METRICS = ("asd_v_mm", "asd_o_mm", "asd_ratio", "csd_mm", "best_cosine", "csd_best_length_mm")
 REFERENCE_KEYS = {
     "oracle_mean_mm": "oracle mean",
     "oracle_best_mm": "oracle best N",
@@ -121,11 +126,15 @@ def score(
     transform: tuple[np.ndarray, float, np.ndarray],
     truly_occluded: torch.Tensor,
 ) -> dict[str, float]:
-    """ASD-V, ASD-O, ratio (fit's vertex classes) and CSD (truly occluded vertices), mm."""
+    """ASD-V, ASD-O, ratio (fit's vertex classes), CSD (truly occluded vertices, mm) and
+    how the samples' offsets from the fit point at the truth there
+    (:func:`d3dface.bench.offset_directions.offset_direction_figures`)."""
     metrics = diversity_metrics(samples, target.visible, target.occluded)
     rotation, scale, shift = (torch.from_numpy(np.asarray(x)).float() for x in transform)
     aligned = scale * samples @ rotation.T + shift
+    fit_aligned = scale * target.fitted @ rotation.T + shift
     metrics["csd_mm"] = closest_sample_distance(aligned, truth, truly_occluded)
+    metrics |= offset_direction_figures(aligned, fit_aligned, truth, truly_occluded)
     return metrics
 
 
@@ -394,6 +403,23 @@ def to_markdown(results: dict) -> str:
                 + " | ".join(cells)
                 + " |"
             )
+        lines += [
+            "",
+            f"Directions, {mask_name}: the largest cosine between the fit's error and a "
+            "sample's offset from the fit on the truly occluded vertices, and the CSD (mm) if "
+            "every offset kept its direction but had its best length "
+            "(d3dface.bench.offset_directions). A CSD 30% below the fit's error needs a "
+            f"cosine of {required_cosine(0.3):.2f} or more, whatever the lengths:",
+            "",
+            "| occlusion | " + " | ".join(METHODS) + " |",
+            "| --- |" + " --- |" * len(METHODS),
+        ]
+        for group, entry in groups.items():
+            cells = [
+                f"{entry[m]['best_cosine']:.2f} / {entry[m]['csd_best_length_mm']:.2f}"
+                for m in METHODS
+            ]
+            lines.append(f"| {group} | " + " | ".join(cells) + " |")
         overall = groups.get("overall")
         if overall:
             seconds = ", ".join(f"{m} {overall[m]['seconds']:.1f} s" for m in METHODS)
@@ -481,6 +507,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, help="samples per face and method, N (8)")
     parser.add_argument("--iterations", type=int, help="diversity iterations")
     parser.add_argument(
+        "--fit-iterations",
+        type=int,
+        help=f"stage-1 fitting iterations ({DEFAULT_FIT_ITERATIONS}; quick {QUICK_FIT_ITERATIONS})",
+    )
+    parser.add_argument(
         "--photometric-size", type=int, help="photometric render side in px (0: term off)"
     )
     parser.add_argument("--sweep-faces", type=int, help="faces in the k x n_sigma sweep (3)")
@@ -493,7 +524,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output directory")
     args = parser.parse_args(argv)
     settings = DiversitySettings()
-    fit_settings = FitSettings(iterations=QUICK_FIT_ITERATIONS) if args.quick else None
+    fit_iterations = args.fit_iterations
+    if fit_iterations is None:
+        fit_iterations = QUICK_FIT_ITERATIONS if args.quick else DEFAULT_FIT_ITERATIONS
+    fit_settings = FitSettings(iterations=fit_iterations)
     if args.quick:
         settings = replace(settings, iterations=20)
     if args.samples is not None:
@@ -520,7 +554,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["description"] = (
         f"{n_faces} renders of the face model (seeds {FIRST_SEED}+), occluders in turn "
         f"{', '.join(f'{k} ({v})' for k, v in OCCLUDERS.items())}; N = {settings.n_samples}, "
-        f"k = {settings.k}, n_sigma = {settings.n_sigma}, {settings.iterations} iterations; "
+        f"k = {settings.k}, n_sigma = {settings.n_sigma}, {settings.iterations} iterations "
+        f"({fit_iterations} in the stage-1 fit); "
         f"{results['skipped']} runs skipped (no face found or nothing occluded); fit-error "
         f"reference learned on {reference_faces} held-out fits (seeds {REFERENCE_FIRST_SEED}+), "
         f"{FIT_ERROR_COMPONENTS} components; "
