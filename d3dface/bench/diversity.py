@@ -38,7 +38,7 @@ import argparse
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -369,16 +369,15 @@ def to_markdown(results: dict) -> str:
         lines += [
             f"## Table 1, {mask_name}: ASD-V / ASD-O (mm) and ASD-O/ASD-V",
             "",
-            "| occlusion | faces | " + " | ".join(METHODS) + " |",
-            "| --- | --- |" + " --- |" * len(METHODS),
         ]
-        for group, entry in groups.items():
-            cells = [
-                f"{entry[m]['asd_v_mm']:.2f} / {entry[m]['asd_o_mm']:.2f} / "
-                f"**{entry[m]['asd_ratio']:.2f}**"
-                for m in METHODS
-            ]
-            lines.append(f"| {group} | {entry['faces']} | " + " | ".join(cells) + " |")
+        lines += _method_table(
+            groups,
+            lambda figures: (
+                f"{figures['asd_v_mm']:.2f} / {figures['asd_o_mm']:.2f} / "
+                f"**{figures['asd_ratio']:.2f}**"
+            ),
+            with_faces=True,
+        )
         lines += [
             "",
             f"CSD (mm, truly occluded vertices) against the single fit's error, {mask_name}. "
@@ -411,15 +410,12 @@ def to_markdown(results: dict) -> str:
             "(d3dface.bench.offset_directions). A CSD 30% below the fit's error needs a "
             f"cosine of {required_cosine(0.3):.2f} or more, whatever the lengths:",
             "",
-            "| occlusion | " + " | ".join(METHODS) + " |",
-            "| --- |" + " --- |" * len(METHODS),
         ]
-        for group, entry in groups.items():
-            cells = [
-                f"{entry[m]['best_cosine']:.2f} / {entry[m]['csd_best_length_mm']:.2f}"
-                for m in METHODS
-            ]
-            lines.append(f"| {group} | " + " | ".join(cells) + " |")
+        lines += _method_table(
+            groups,
+            lambda figures: f"{figures['best_cosine']:.2f} / {figures['csd_best_length_mm']:.2f}",
+            with_faces=False,
+        )
         overall = groups.get("overall")
         if overall:
             seconds = ", ".join(f"{m} {overall[m]['seconds']:.1f} s" for m in METHODS)
@@ -446,6 +442,21 @@ def to_markdown(results: dict) -> str:
                 lines.append(f"| {k:g} | " + " | ".join(cells) + " |")
             lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _method_table(groups: dict, cell: Callable[[dict], str], with_faces: bool) -> list[str]:
+    """Markdown rows of a table with a row per occlusion group and a column per method; each
+    cell is ``cell`` of that method's summary figures (and a column of face counts)."""
+    faces = " faces |" if with_faces else ""
+    lines = [
+        f"| occlusion |{faces} " + " | ".join(METHODS) + " |",
+        "| --- |" + " --- |" * (len(METHODS) + with_faces),
+    ]
+    for group, entry in groups.items():
+        count = f" {entry['faces']} |" if with_faces else ""
+        cells = [cell(entry[method]) for method in METHODS]
+        lines.append(f"| {group} |{count} " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_plots(results: dict, out_dir: Path) -> list[str]:
