@@ -78,3 +78,10 @@ def test_an_empty_vertex_set_is_refused() -> None:
     fit, truth, _ = _case()
     with pytest.raises(ValueError, match="empty"):
         offset_direction_figures(fit[None], fit, truth, torch.zeros(50, dtype=torch.bool))
+
+
+def test_an_exact_fit_leaves_nothing_to_gain() -> None:
+    fit, _, where = _case()
+    samples = torch.stack([fit, fit + 0.001])
+    figures = offset_direction_figures(samples, fit, fit.clone(), where)
+    assert figures == {"best_cosine": 0.0, "csd_best_length_mm": 0.0}

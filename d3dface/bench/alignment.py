@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
+from torch import Tensor
 
 __all__ = ["align_on", "apply_similarity", "similarity_transform"]
+
+ArrayT = TypeVar("ArrayT", np.ndarray, Tensor)
 
 
 def similarity_transform(
@@ -21,10 +26,9 @@ def similarity_transform(
     return rotation, scale, target_mean - scale * source_mean @ rotation.T
 
 
-def apply_similarity(
-    points: np.ndarray, transform: tuple[np.ndarray, float, np.ndarray]
-) -> np.ndarray:
-    """``points`` (..., 3) moved by a (rotation, scale, shift) of :func:`similarity_transform`."""
+def apply_similarity(points: ArrayT, transform: tuple[ArrayT, float | ArrayT, ArrayT]) -> ArrayT:
+    """``points`` (..., 3) moved by a (rotation, scale, shift) of :func:`similarity_transform`;
+    numpy arrays or torch tensors (then the transform's parts as tensors too)."""
     rotation, scale, shift = transform
     return scale * points @ rotation.T + shift
 

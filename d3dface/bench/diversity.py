@@ -130,9 +130,9 @@ def score(
     how the samples' offsets from the fit point at the truth there
     (:func:`d3dface.bench.offset_directions.offset_direction_figures`)."""
     metrics = diversity_metrics(samples, target.visible, target.occluded)
-    rotation, scale, shift = (torch.from_numpy(np.asarray(x)).float() for x in transform)
-    aligned = scale * samples @ rotation.T + shift
-    fit_aligned = scale * target.fitted @ rotation.T + shift
+    as_tensors = tuple(torch.from_numpy(np.asarray(x)).float() for x in transform)
+    aligned = apply_similarity(samples, as_tensors)
+    fit_aligned = apply_similarity(target.fitted, as_tensors)
     metrics["csd_mm"] = closest_sample_distance(aligned, truth, truly_occluded)
     metrics |= offset_direction_figures(aligned, fit_aligned, truth, truly_occluded)
     return metrics

@@ -41,11 +41,11 @@ def offset_direction_figures(
     error = (truth.double() - fit.double())[where].reshape(-1)
     offsets = (samples.double() - fit.double())[:, where].reshape(len(samples), -1)
     error_norm = float(error.norm())
+    if error_norm == 0.0:  # the fit is exact: no sample can come nearer
+        return {"best_cosine": 0.0, "csd_best_length_mm": 0.0}
     norms = offsets.norm(dim=1)
-    cosines = torch.where(
-        norms > 0, offsets @ error / (norms * max(error_norm, 1e-300)), torch.zeros_like(norms)
-    )
-    best = float(cosines.max()) if error_norm > 0 else 0.0
+    cosines = torch.where(norms > 0, offsets @ error / (norms * error_norm), 0.0)
+    best = float(cosines.max())
     left = error_norm * math.sqrt(1.0 - max(0.0, min(best, 1.0)) ** 2)
     return {"best_cosine": best, "csd_best_length_mm": left / math.sqrt(count) * _MM}
 
