@@ -60,15 +60,32 @@ def test_the_residual_ignores_a_similarity_transform() -> None:
     assert np.abs(residual - error).max() < 1e-9
 
 
+def test_all_components_are_kept_by_default() -> None:
+    residuals, _, _ = _residuals(5, 5)
+    assert FitErrorModel.from_residuals(residuals).components.shape == (4, _V, 3)
+
+
 def test_samples_around_the_fit_beat_the_fit_when_its_errors_are_known() -> None:
     residuals, _, _ = _residuals(300, 3)
-    model = FitErrorModel.from_residuals(residuals[:-1], n_components=2)
     truth = np.random.default_rng(4).normal(0.0, 0.05, (_V, 3))
     fitted = truth - residuals[-1]  # the held-out face: its fit carries one more such error
-    everywhere = np.ones(_V, dtype=bool)
-    plain = float(np.sqrt((residuals[-1] ** 2).sum(1).mean()) * 1000.0)
-    one = fit_error_reference(model, fitted, truth, everywhere, everywhere, 1)
-    eight = fit_error_reference(model, fitted, truth, everywhere, everywhere, 8)
+    hidden = np.arange(_V) >= _V // 2
+    plain = float(np.linalg.norm(residuals[-1][hidden], axis=1).mean() * 1000.0)
+    one = fit_error_reference(residuals[:-1], fitted, truth, hidden, 1)
+    eight = fit_error_reference(residuals[:-1], fitted, truth, hidden, 8)
     assert one["best_set_mm"] == pytest.approx(one["corrected_fit_mm"])
     assert eight["corrected_fit_mm"] < plain  # the bias is taken off
     assert eight["best_set_mm"] < eight["corrected_fit_mm"]
+
+
+def test_the_reference_only_sees_the_hidden_vertices() -> None:
+    residuals, _, _ = _residuals(50, 6)
+    truth = np.random.default_rng(7).normal(0.0, 0.05, (_V, 3))
+    fitted = truth - residuals[-1]
+    hidden = np.arange(_V) >= _V // 2
+    reference = fit_error_reference(residuals[:-1], fitted, truth, hidden, 8, seed=1)
+    elsewhere = residuals[:-1].copy()
+    elsewhere[:, ~hidden] = 0.5  # what the residuals do where the face is seen changes nothing
+    moved = fitted.copy()
+    moved[~hidden] += 1.0
+    assert fit_error_reference(elsewhere, moved, truth, hidden, 8, seed=1) == reference

@@ -8,6 +8,7 @@ from pathlib import Path
 
 BENCHMARKS = {
     "diversity": "d3dface.bench.diversity",
+    "fit-errors": "d3dface.bench.fit_errors",
     "fitting": "d3dface.bench.fitting",
     "load": "d3dface.bench.load",
     "occlusion": "d3dface.bench.occlusion",

@@ -24,8 +24,10 @@ distance for the single stage-1 fit; its error on the truly visible vertices is 
 it. Beside them, two references: what an oracle that knows the faces' prior and sees the
 truly visible vertices could reach (:func:`d3dface.bench.csd_bound.csd_bound`: its posterior
 mean's error and the expected CSD of its best N samples), and what N samples around the fit
-reach when they know the distribution of the fit's own errors, learned from the fits of
-held-out renders (:func:`d3dface.bench.fit_error_model.fit_error_reference`). For each method,
+reach when they know the distribution of the fit's own errors on the hidden vertices, learned
+from the fits of held-out renders with the same kind of occluder
+(:func:`d3dface.bench.fit_error_model.fit_error_reference`; how that grows with more held-out
+fits and more samples: :mod:`d3dface.bench.fit_errors`). For each method,
 how well the samples' offsets from the fit point along the fit's error
 (:mod:`d3dface.bench.offset_directions`): a sample can only come nearer the truth than the fit
 where its offset points that way. The k x n_sigma sweep (Table 2) runs ours on the first faces
@@ -38,8 +40,8 @@ import argparse
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +50,7 @@ import torch
 from d3dface.bench import write_results
 from d3dface.bench.alignment import apply_similarity, similarity_transform
 from d3dface.bench.csd_bound import csd_bound
-from d3dface.bench.fit_error_model import FitErrorModel, aligned_residual, fit_error_reference
+from d3dface.bench.fit_error_model import aligned_residual, fit_error_reference
 from d3dface.bench.occluders import draw_occluder_of_type
 from d3dface.bench.offset_directions import offset_direction_figures, required_cosine
 from d3dface.bench.synthetic import SyntheticFace, synthetic_pattern, truly_visible
@@ -71,8 +73,8 @@ RESULTS_DIR = Path("bench") / "results"
 FIRST_SEED = 70_000
 REFERENCE_FIRST_SEED = 75_000
 """Seeds of the held-out renders whose fits teach the fit-error reference its residuals."""
-REFERENCE_FACES = 24
-FIT_ERROR_COMPONENTS = 8
+REFERENCE_FACES = 96
+"""Held-out fits of the fit-error reference: 32 per kind of occluder."""
 OCCLUDERS = {"glasses": "sunglasses", "face mask": "face_mask", "random": "object"}
 """The paper's occlusion types and the occluder kind drawn for each."""
 METHODS = ("Global+DPP", "Global+Local+DPP", "Global+Local+VAE", "ours, direct decoding", "ours")
@@ -151,16 +153,16 @@ def run(
 ) -> dict:
     """Every face through every method (and the sweep); records and summaries.
 
-    ``reference_faces`` held-out renders (2 or more) are fitted first to learn the
-    :class:`~d3dface.bench.fit_error_model.FitErrorModel` of the fit-error reference; with
-    fewer, the reference is left out.
+    ``reference_faces`` held-out renders are fitted first for the fit-error reference
+    (:func:`held_out_residuals`); a face whose kind of occluder has fewer than two of them
+    goes without it.
     """
     pattern = synthetic_pattern(model)
     detector = LandmarkDetector()
     records: list[dict] = []
     sweep: list[dict] = []
     skipped = 0
-    error_model = learn_fit_error_model(model, pattern, detector, reference_faces, fit_settings)
+    residuals = held_out_residuals(model, pattern, detector, reference_faces, fit_settings)
     for index in range(n_faces):
         seed = FIRST_SEED + index
         occlusion_type = list(OCCLUDERS)[index % len(OCCLUDERS)]
@@ -205,12 +207,11 @@ def run(
                 "oracle_best_mm": bound["best_set_mm"],
                 "occluded_vertex_fraction": float(target.occluded.float().mean()),
             }
-            if error_model is not None:
+            if len(residuals.get(occlusion_type, ())) >= 2:
                 reference = fit_error_reference(
-                    error_model,
+                    residuals[occlusion_type],
                     fit_aligned,
                     truth.numpy(),
-                    visible_true.numpy(),
                     occluded_true.numpy(),
                     settings.n_samples,
                     seed,
@@ -265,20 +266,35 @@ def occluded_render(
     return view, image, true_mask, landmarks, visible
 
 
-def learn_fit_error_model(
+@dataclass(frozen=True)
+class HeldOutFit:
+    """What the fit-error references keep of one held-out render's stage-1 fit.
+
+    Attributes:
+        occlusion: its kind of occluder (a key of :data:`OCCLUDERS`).
+        residual: (V, 3) ``truth - fit`` in metres, the fit aligned to the truth on the truly
+            visible vertices (:func:`~d3dface.bench.fit_error_model.aligned_residual`).
+        occluded: (V,) bool, its truly occluded facial vertices.
+    """
+
+    occlusion: str
+    residual: np.ndarray
+    occluded: np.ndarray
+
+
+def held_out_fits(
     model: FaceModel,
     pattern: torch.Tensor,
     detector: LandmarkDetector,
+    first_seed: int,
     n_faces: int,
     fit_settings: FitSettings | None,
-) -> FitErrorModel | None:
-    """The fit-error model of ``n_faces`` held-out renders (seeds from ``REFERENCE_FIRST_SEED``,
-    occluders in turn, true masks), or None with fewer than two fits."""
-    residuals = []
+) -> Iterator[HeldOutFit]:
+    """The fits of ``n_faces`` renders (seeds from ``first_seed``, occluders in turn, true
+    masks); a render where mediapipe finds no face, or the fit fails, is left out."""
     for index in range(n_faces):
         occlusion_type = list(OCCLUDERS)[index % len(OCCLUDERS)]
-        seed = REFERENCE_FIRST_SEED + index
-        case = occluded_render(model, pattern, detector, seed, occlusion_type)
+        case = occluded_render(model, pattern, detector, first_seed + index, occlusion_type)
         if case is None:
             continue
         view, image, true_mask, landmarks, visible = case
@@ -286,14 +302,27 @@ def learn_fit_error_model(
             fit = fit_face(image, model, true_mask, landmarks, settings=fit_settings)
         except (NoFaceError, ValueError):
             continue
-        residuals.append(
-            aligned_residual(
-                fit.vertices.double().numpy(), view.vertices.double().numpy(), visible.numpy()
-            )
+        seen = truly_visible(model, SyntheticFace(image, None, view))
+        residual = aligned_residual(
+            fit.vertices.double().numpy(), view.vertices.double().numpy(), visible.numpy()
         )
-    if len(residuals) < 2:
-        return None
-    return FitErrorModel.from_residuals(np.stack(residuals), FIT_ERROR_COMPONENTS)
+        yield HeldOutFit(occlusion_type, residual, seen & ~visible.numpy())
+
+
+def held_out_residuals(
+    model: FaceModel,
+    pattern: torch.Tensor,
+    detector: LandmarkDetector,
+    n_faces: int,
+    fit_settings: FitSettings | None,
+) -> dict[str, np.ndarray]:
+    """Kind of occluder -> (R, V, 3) the residuals of the :func:`held_out_fits` of
+    ``n_faces`` renders from ``REFERENCE_FIRST_SEED``, metres."""
+    residuals: dict[str, list[np.ndarray]] = {}
+    fits = held_out_fits(model, pattern, detector, REFERENCE_FIRST_SEED, n_faces, fit_settings)
+    for fit in fits:
+        residuals.setdefault(fit.occlusion, []).append(fit.residual)
+    return {kind: np.stack(found) for kind, found in residuals.items()}
 
 
 def _sweep(
@@ -384,7 +413,8 @@ def to_markdown(results: dict) -> str:
             "References: the oracle's posterior mean's error and its best N samples' CSD "
             "(it sees the truly visible vertices; d3dface.bench.csd_bound); the fit-error "
             "model's bias-corrected fit and its best N samples around the fit (it knows the "
-            "distribution of this fit's errors; d3dface.bench.fit_error_model):",
+            "distribution of this fit's errors on the hidden vertices with this kind of "
+            "occluder; d3dface.bench.fit_error_model):",
             "",
         ]
         references = [k for k in REFERENCE_KEYS if k in groups["overall"]]
@@ -506,6 +536,23 @@ def write_plots(results: dict, out_dir: Path) -> list[str]:
     return names
 
 
+def add_fit_iterations_argument(parser: argparse.ArgumentParser, quick_iterations: int) -> None:
+    """``--fit-iterations N`` on ``parser``, whose ``--quick`` fits ``quick_iterations`` long."""
+    parser.add_argument(
+        "--fit-iterations",
+        type=int,
+        help=f"stage-1 fitting iterations ({DEFAULT_FIT_ITERATIONS}; quick {quick_iterations})",
+    )
+
+
+def chosen_fit_settings(args: argparse.Namespace, quick_iterations: int) -> FitSettings:
+    """The stage-1 settings that ``--fit-iterations`` and ``--quick`` in ``args`` ask for."""
+    iterations = args.fit_iterations
+    if iterations is None:
+        iterations = quick_iterations if args.quick else DEFAULT_FIT_ITERATIONS
+    return FitSettings(iterations=iterations)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and write ``diversity.json`` / ``diversity.md`` and the plots."""
     parser = argparse.ArgumentParser(prog="python -m d3dface.bench diversity")
@@ -517,11 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--faces", type=int, help="number of faces (default 12)")
     parser.add_argument("--samples", type=int, help="samples per face and method, N (8)")
     parser.add_argument("--iterations", type=int, help="diversity iterations")
-    parser.add_argument(
-        "--fit-iterations",
-        type=int,
-        help=f"stage-1 fitting iterations ({DEFAULT_FIT_ITERATIONS}; quick {QUICK_FIT_ITERATIONS})",
-    )
+    add_fit_iterations_argument(parser, QUICK_FIT_ITERATIONS)
     parser.add_argument(
         "--photometric-size", type=int, help="photometric render side in px (0: term off)"
     )
@@ -530,15 +573,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--reference-faces",
         type=int,
-        help=f"held-out fits for the fit-error reference ({REFERENCE_FACES}; quick 3; 0: none)",
+        help=f"held-out fits for the fit-error reference ({REFERENCE_FACES}; quick 6; 0: none)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output directory")
     args = parser.parse_args(argv)
     settings = DiversitySettings()
-    fit_iterations = args.fit_iterations
-    if fit_iterations is None:
-        fit_iterations = QUICK_FIT_ITERATIONS if args.quick else DEFAULT_FIT_ITERATIONS
-    fit_settings = FitSettings(iterations=fit_iterations)
+    fit_settings = chosen_fit_settings(args, QUICK_FIT_ITERATIONS)
+    fit_iterations = fit_settings.iterations
     if args.quick:
         settings = replace(settings, iterations=20)
     if args.samples is not None:
@@ -551,7 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep_faces = args.sweep_faces if args.sweep_faces is not None else (0 if args.quick else 3)
     reference_faces = args.reference_faces
     if reference_faces is None:
-        reference_faces = 3 if args.quick else REFERENCE_FACES
+        reference_faces = 6 if args.quick else REFERENCE_FACES
     model = FaceModel.from_pretrained(CHECKPOINTS_DIR / "face_model")
     vae = MeshVAE.from_pretrained(CHECKPOINTS_DIR / "mesh_vae_lite").eval().requires_grad_(False)
     clock = time.perf_counter()
@@ -568,8 +609,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"k = {settings.k}, n_sigma = {settings.n_sigma}, {settings.iterations} iterations "
         f"({fit_iterations} in the stage-1 fit); "
         f"{results['skipped']} runs skipped (no face found or nothing occluded); fit-error "
-        f"reference learned on {reference_faces} held-out fits (seeds {REFERENCE_FIRST_SEED}+), "
-        f"{FIT_ERROR_COMPONENTS} components; "
+        f"reference learned on {reference_faces} held-out fits (seeds {REFERENCE_FIRST_SEED}+; "
+        "those with the face's kind of occluder, on its hidden vertices); "
         f"{results['threads']} torch threads, load average {os.getloadavg()[0]:.2f}. "
         "ASD / CSD in mm; ratio = mean ASD-O / mean ASD-V."
     )

@@ -1,25 +1,27 @@
 """How near the truth can N samples around *this* stage-1 fit get? A second CSD reference.
 
 The oracle of :mod:`d3dface.bench.csd_bound` sees the truly visible vertices up to 1 mm noise.
-The stage-1 fit sees a photo: on the benchmark's renders it is off by about 1.4 mm even where
+The stage-1 fit sees a photo: on the benchmark's renders it is off by about 1.5 mm even where
 the face is visible, and that error carries into the hidden part, where samples that agree
 with the fit inherit it.
 
-This reference knows the distribution of the fit's own errors. It takes the residuals
-``truth - fit`` (the fit similarity-aligned to the truth on the truly visible vertices) of
-held-out renders fitted by the same path, and models them as a Gaussian: their mean plus
-their leading principal components. Its N samples are the fit plus the mean residual plus
-the N-point quantiser of that Gaussian (k-means on draws), over the whole face. They may
-therefore differ where the face is visible, too. Each is aligned to the truth on the truly
-visible vertices before its distance is taken.
+This reference knows the distribution of the fit's own errors where the face is hidden. It
+takes the residuals ``truth - fit`` (the fit similarity-aligned to the truth on the truly
+visible vertices) of held-out renders with the same kind of occluder, fitted by the same path,
+keeps them on the vertices hidden in the face at hand, and models them as a Gaussian: their
+mean plus all their principal components. Its N samples are the fit plus the mean residual
+plus the N-point quantiser of that Gaussian (k-means on draws), on those vertices only, so the
+alignment on the visible vertices that CSD uses is the fit's own.
 
 Two figures per face, in mm on the truly occluded vertices:
 
 - the error of the bias-corrected fit (fit plus mean residual), a single guess;
 - the CSD of the N samples.
 
-This is a reference, not a bound: a method could condition on more than the fit. It says
-what a sample set placed around this fit can gain when the errors' distribution is known.
+This is a reference, not a bound: a method could condition on more than the fit and the kind
+of occluder. It says what a sample set placed around this fit can gain when the distribution
+of the fit's errors is known; :mod:`d3dface.bench.fit_errors` measures how that gain grows with
+the number of held-out fits and with N.
 """
 
 from __future__ import annotations
@@ -64,15 +66,20 @@ class FitErrorModel:
     scales: np.ndarray
 
     @classmethod
-    def from_residuals(cls, residuals: np.ndarray, n_components: int) -> FitErrorModel:
-        """The model of R residuals (R, V, 3), R >= 2, keeping at most ``n_components``."""
+    def from_residuals(
+        cls, residuals: np.ndarray, n_components: int | None = None
+    ) -> FitErrorModel:
+        """The model of R residuals (R, V, 3), R >= 2, keeping at most ``n_components``
+        (None: all that R residuals have, min(R - 1, 3V))."""
         if residuals.shape[0] < 2:
             raise ValueError("the fit-error model needs the residuals of two fits or more")
         count = residuals.shape[0]
         mean = residuals.mean(axis=0)
         centred = (residuals - mean).reshape(count, -1)
         _, singular, right = np.linalg.svd(centred, full_matrices=False)
-        keep = min(n_components, count - 1)
+        keep = min(count - 1, len(singular))
+        if n_components is not None:
+            keep = min(keep, n_components)
         return cls(
             mean=mean,
             components=right[:keep].reshape(keep, *mean.shape),
@@ -94,10 +101,9 @@ class FitErrorModel:
 
 
 def fit_error_reference(
-    model: FitErrorModel,
+    residuals: np.ndarray,
     aligned_fit: np.ndarray,
     truth: np.ndarray,
-    visible: np.ndarray,
     occluded: np.ndarray,
     n_samples: int,
     seed: int = 0,
@@ -105,24 +111,26 @@ def fit_error_reference(
     """The bias-corrected fit's error and the N quantiser samples' CSD, mm.
 
     Args:
-        model: the fit-error model, learned on other faces than this one.
+        residuals: (R, V, 3) R >= 2 residuals (:func:`aligned_residual`) of other faces' fits,
+            with the same kind of occluder as this face's.
         aligned_fit: (V, 3) this face's stage-1 fit, metres, similarity-aligned to the truth
             on the truly visible vertices (as :func:`aligned_residual` aligns it).
         truth: (V, 3) its true mesh.
-        visible, occluded: (V,) bool, the truly visible vertices (alignment) and the truly
-            occluded ones (the distances).
+        occluded: (V,) bool, its truly occluded vertices: the model's support and the distances'.
         n_samples: N.
         seed: seed of the quantiser.
 
     Returns:
         ``corrected_fit_mm`` and ``best_set_mm``.
     """
-    corrected = align_on(aligned_fit + model.mean, truth, visible)
+    model = FitErrorModel.from_residuals(residuals[:, occluded])
+    fit, target = aligned_fit[occluded], truth[occluded]
+    everywhere = np.ones(len(target), dtype=bool)
     distances = [
-        _distance_mm(truth, align_on(aligned_fit + offset, truth, visible), occluded)
+        _distance_mm(target, fit + offset, everywhere)
         for offset in model.sample_offsets(n_samples, seed)
     ]
     return {
-        "corrected_fit_mm": _distance_mm(truth, corrected, occluded),
+        "corrected_fit_mm": _distance_mm(target, fit + model.mean, everywhere),
         "best_set_mm": min(distances),
     }
