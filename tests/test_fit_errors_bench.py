@@ -88,5 +88,5 @@ def test_fit_errors_benchmark_quick(tmp_path: Path) -> None:
         assert entry["fit_mm"] > 0 and entry["best_set_mm"] > 0
     one, eight = table["settings"]["all, N=1"], table["settings"]["all, N=8"]
     assert eight["best_set_mm"] <= one["best_set_mm"] + 1e-9  # more samples, none farther
-    assert "## " not in results["description"]
+    assert "12 fitted (40 stage-1 iterations), 12 scored" in results["description"]
     assert "closest of N" in (tmp_path / "fit_errors.md").read_text()

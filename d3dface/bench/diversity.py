@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -170,9 +171,7 @@ def run(
         if case is None:
             skipped += 1
             continue
-        view, image, true_mask, landmarks, visible_true = case
-        seen = torch.from_numpy(truly_visible(model, SyntheticFace(image, None, view)))
-        occluded_true = seen & ~visible_true
+        view, image, true_mask, landmarks, visible_true, occluded_true = case
         bound = csd_bound(model, visible_true, occluded_true, settings.n_samples, seed=seed)
         masks = {"true mask": true_mask}
         if auto_mask:
@@ -239,18 +238,35 @@ def run(
     }
 
 
+class OccludedRender(NamedTuple):
+    """A render with an occluder drawn on, and what the benchmark knows of it.
+
+    Attributes:
+        view: the render's face and camera.
+        image: (H, W, 3) uint8 the render with the occluder.
+        true_mask: (H, W) bool the occluder's pixels.
+        landmarks: (478, 2) mediapipe's landmarks on ``image``, pixels.
+        visible: (V,) bool the truly visible facial vertices.
+        occluded: (V,) bool the facial vertices the render shows but the occluder hides.
+    """
+
+    view: SyntheticView
+    image: np.ndarray
+    true_mask: np.ndarray
+    landmarks: np.ndarray
+    visible: torch.Tensor
+    occluded: torch.Tensor
+
+
 def occluded_render(
     model: FaceModel,
     pattern: torch.Tensor,
     detector: LandmarkDetector,
     seed: int,
     occlusion_type: str,
-) -> tuple[SyntheticView, np.ndarray, np.ndarray, np.ndarray, torch.Tensor] | None:
-    """The render of ``seed`` with an occluder of ``occlusion_type`` drawn on.
-
-    Returns (view, image, true mask, mediapipe landmarks, (V,) bool truly visible vertices),
-    or None when mediapipe finds no face.
-    """
+) -> OccludedRender | None:
+    """The render of ``seed`` with an occluder of ``occlusion_type`` drawn on, or None when
+    mediapipe finds no face."""
     view = render_view(model, pattern, torch.Generator().manual_seed(seed))
     landmarks_px = project_surface_points(
         view.screen, model.faces, model.landmark_faces, model.landmark_bary
@@ -263,7 +279,8 @@ def occluded_render(
     except IndexError:
         return None
     visible = torch.from_numpy(truly_visible(model, SyntheticFace(image, true_mask, view)))
-    return view, image, true_mask, landmarks, visible
+    seen = torch.from_numpy(truly_visible(model, SyntheticFace(image, None, view)))
+    return OccludedRender(view, image, true_mask, landmarks, visible, seen & ~visible)
 
 
 @dataclass(frozen=True)
@@ -297,16 +314,16 @@ def held_out_fits(
         case = occluded_render(model, pattern, detector, first_seed + index, occlusion_type)
         if case is None:
             continue
-        view, image, true_mask, landmarks, visible = case
         try:
-            fit = fit_face(image, model, true_mask, landmarks, settings=fit_settings)
+            fit = fit_face(case.image, model, case.true_mask, case.landmarks, settings=fit_settings)
         except (NoFaceError, ValueError):
             continue
-        seen = truly_visible(model, SyntheticFace(image, None, view))
         residual = aligned_residual(
-            fit.vertices.double().numpy(), view.vertices.double().numpy(), visible.numpy()
+            fit.vertices.double().numpy(),
+            case.view.vertices.double().numpy(),
+            case.visible.numpy(),
         )
-        yield HeldOutFit(occlusion_type, residual, seen & ~visible.numpy())
+        yield HeldOutFit(occlusion_type, residual, case.occluded.numpy())
 
 
 def held_out_residuals(

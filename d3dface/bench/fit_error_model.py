@@ -35,12 +35,12 @@ from scipy.cluster.vq import kmeans2
 from d3dface.bench.alignment import align_on
 from d3dface.metrics import mesh_distance
 
-__all__ = ["FitErrorModel", "aligned_residual", "fit_error_reference"]
+__all__ = ["FitErrorModel", "aligned_residual", "distance_mm", "fit_error_reference"]
 
 _MM = 1000.0
 
 
-def _distance_mm(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
+def distance_mm(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     """:func:`d3dface.metrics.mesh_distance` of (V, 3) meshes over ``where`` (V,) bool, mm."""
     distance = mesh_distance(torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(where))
     return float(distance) * _MM
@@ -127,10 +127,10 @@ def fit_error_reference(
     fit, target = aligned_fit[occluded], truth[occluded]
     everywhere = np.ones(len(target), dtype=bool)
     distances = [
-        _distance_mm(target, fit + offset, everywhere)
+        distance_mm(target, fit + offset, everywhere)
         for offset in model.sample_offsets(n_samples, seed)
     ]
     return {
-        "corrected_fit_mm": _distance_mm(target, fit + model.mean, everywhere),
+        "corrected_fit_mm": distance_mm(target, fit + model.mean, everywhere),
         "best_set_mm": min(distances),
     }

@@ -41,11 +41,10 @@ from d3dface.bench.diversity import (
     chosen_fit_settings,
     held_out_fits,
 )
-from d3dface.bench.fit_error_model import fit_error_reference
+from d3dface.bench.fit_error_model import distance_mm, fit_error_reference
 from d3dface.bench.synthetic import synthetic_pattern
 from d3dface.facemodel.model import FaceModel
 from d3dface.hub import CHECKPOINTS_DIR
-from d3dface.metrics import mesh_distance
 from d3dface.perception.landmarks import LandmarkDetector
 
 FIRST_SEED = 80_000
@@ -58,14 +57,6 @@ QUICK_FACES = 12
 QUICK_REFERENCE_COUNTS = (2,)
 QUICK_SAMPLE_COUNTS = (1, 8)
 QUICK_FIT_ITERATIONS = 40
-
-
-def fit_error_mm(fit: HeldOutFit) -> float:
-    """The fit's error on its truly occluded vertices, mm, as CSD measures it
-    (:func:`d3dface.metrics.mesh_distance`)."""
-    residual = torch.from_numpy(fit.residual)
-    where = torch.from_numpy(fit.occluded)
-    return float(mesh_distance(residual, torch.zeros_like(residual), where)) * 1000.0
 
 
 def leave_one_out(
@@ -103,7 +94,8 @@ def leave_one_out(
         fitted = -fit.residual
         row: dict = {
             "occlusion": fit.occlusion,
-            "fit_mm": fit_error_mm(fit),
+            # the fit's error as CSD measures it
+            "fit_mm": distance_mm(truth, fitted, fit.occluded),
         }
         settings = [(count, DEFAULT_SAMPLES) for count in reference_counts if count < len(others)]
         settings += [(len(others), samples) for samples in sample_counts]
