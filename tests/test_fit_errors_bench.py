@@ -42,7 +42,8 @@ def test_leave_one_out_scores_each_fit_by_the_others_of_its_kind() -> None:
     # the fit's error is measured as CSD is: root mean square over the hidden vertices
     hidden = fits[0].residual[fits[0].occluded]
     assert row["fit_mm"] == pytest.approx(np.sqrt((hidden**2).sum(axis=1).mean()) * 1000.0)
-    # so one sample at the fit itself (a zero mean residual) would score the fit's error
+    # the single sample is the fit plus the other fits' mean residual, and it is scored in
+    # that same measure
     assert row["all, N=1"]["corrected_fit_mm"] < row["fit_mm"]
     assert leave_one_out(fits, (4, 100), (1, 8)) == rows  # seeded
     table = summarise(rows)
