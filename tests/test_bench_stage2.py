@@ -28,11 +28,17 @@ def test_diversity_benchmark_quick(tmp_path: Path) -> None:
     assert 0 < overall["oracle_best_mm"] < overall["oracle_mean_mm"]
     # the fit-error reference was learned on the quick mode's held-out fits and measured
     assert overall["fit_error_best_mm"] > 0 and overall["fit_error_corrected_mm"] > 0
+    # the anchored oracle at each noise, and a looser hold lets its samples part where visible
+    anchored = overall["anchored"]
+    assert list(anchored) == ["1", "2", "4"]
+    assert anchored["4"]["asd_v_mm"] > anchored["1"]["asd_v_mm"] > 0
+    assert all(figures["best_set_mm"] > 0 for figures in anchored.values())
     assert overall["ours"]["asd_ratio"] > overall["Global+Local+VAE"]["asd_ratio"]
     report = (tmp_path / "diversity.md").read_text()
     assert "(40 in the stage-1 fit)" in report
     assert "## Table 1, true mask" in report and "fit-error model: best N" in report
     assert "Directions, true mask" in report
+    assert "| anchored oracle, sigma 4 mm |" in report
     assert (tmp_path / "diversity_ratio.png").is_file()
 
 

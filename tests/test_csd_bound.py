@@ -1,11 +1,16 @@
-"""The oracle's CSD reference: checked against a case worked out by hand."""
+"""The oracles' CSD references: checked against cases worked out by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from d3dface.bench.csd_bound import csd_bound
+from d3dface.bench.csd_bound import anchored_oracle, csd_bound
+from d3dface.facemodel.landmark_embedding import (
+    EXPRESSION_MAX,
+    EXPRESSION_PROBABILITY,
+    rendered_face_coefficients,
+)
 from d3dface.facemodel.model import FaceModel
 
 
@@ -37,3 +42,39 @@ def test_exact_observations_shrink_the_error(face_model: FaceModel) -> None:
     assert sharp["posterior_mean_mm"] < blurred["posterior_mean_mm"]
     # seeing nothing useful, the error is the prior spread of the hidden part
     assert blurred["posterior_mean_mm"] > 2.0
+
+
+def _prior_mean_face(model: FaceModel) -> np.ndarray:
+    """(V, 3) the mean of the benchmark's faces, through the model's own forward pass: zero
+    identity, every expression weight at its mean (active with probability p, uniform)."""
+    weight = EXPRESSION_PROBABILITY * EXPRESSION_MAX / 2.0
+    expression = torch.full((1, model.n_expression), weight)
+    return model(expression=expression)[0].double().numpy()
+
+
+def test_anchored_oracle_guesses_the_mean_face_exactly(face_model: FaceModel) -> None:
+    visible, occluded = (mask.numpy() for mask in _lower_face(face_model))
+    mean_face = _prior_mean_face(face_model)
+    figures = anchored_oracle(face_model, mean_face, mean_face, visible, occluded, 8, 0.001)
+    assert figures["posterior_mean_mm"] < 1e-3
+    # the samples spread where the face is hidden and hold what it observes
+    assert figures["asd_o_mm"] > 10 * figures["asd_v_mm"]
+
+
+def test_anchored_oracle_samples_beat_its_guess_and_looser_ones_leave_the_observation(
+    face_model: FaceModel,
+) -> None:
+    visible, occluded = (mask.numpy() for mask in _lower_face(face_model))
+    generator = torch.Generator().manual_seed(5)
+    guesses, best, spread = [], [], {0.001: [], 0.004: []}
+    for _ in range(8):
+        identity, expression = rendered_face_coefficients(face_model, generator)
+        truth = face_model(identity, expression)[0].double().numpy()
+        for noise, found in spread.items():
+            figures = anchored_oracle(face_model, truth, truth, visible, occluded, 8, noise)
+            found.append(figures["asd_v_mm"])
+            if noise == 0.001:
+                guesses.append(figures["posterior_mean_mm"])
+                best.append(figures["best_set_mm"])
+    assert np.mean(best) < np.mean(guesses)
+    assert np.mean(spread[0.004]) > np.mean(spread[0.001])

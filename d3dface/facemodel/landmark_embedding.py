@@ -131,6 +131,23 @@ def face_colours(pattern: Tensor, skin: Tensor) -> Tensor:
     return colours
 
 
+def rendered_face_coefficients(
+    model: FaceModel, generator: torch.Generator, identity_scale: float = IDENTITY_SCALE
+) -> tuple[Tensor, Tensor]:
+    """The global coefficients of one rendered face (:func:`render_view`'s prior): identity
+    (1, K_id) from N(0, identity_scale^2), expression weights (1, K_exp) each active with
+    ``EXPRESSION_PROBABILITY``, then uniform in [0, ``EXPRESSION_MAX``]."""
+    identity, expression = sample_global_coefficients(
+        1,
+        model.n_identity,
+        model.n_expression,
+        generator,
+        expression_probability=EXPRESSION_PROBABILITY,
+        identity_scale=identity_scale,
+    )
+    return identity, expression * EXPRESSION_MAX
+
+
 def render_view(
     model: FaceModel,
     pattern: Tensor,
@@ -145,15 +162,7 @@ def render_view(
     N(0, local_scale^2) (the local models' prior, scaled), drawn after the global ones, so
     ``local_scale`` = 0 leaves the random stream, and the render, as they were.
     """
-    identity, expression = sample_global_coefficients(
-        1,
-        model.n_identity,
-        model.n_expression,
-        generator,
-        expression_probability=EXPRESSION_PROBABILITY,
-        identity_scale=identity_scale,
-    )
-    expression = expression * EXPRESSION_MAX
+    identity, expression = rendered_face_coefficients(model, generator, identity_scale)
     local = None
     if local_scale > 0.0:
         shape = (1, model.n_regions, model.n_local)
