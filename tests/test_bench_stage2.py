@@ -34,11 +34,21 @@ def test_diversity_benchmark_quick(tmp_path: Path) -> None:
     assert anchored["4"]["asd_v_mm"] > anchored["1"]["asd_v_mm"] > 0
     assert all(figures["best_set_mm"] > 0 for figures in anchored.values())
     assert overall["ours"]["asd_ratio"] > overall["Global+Local+VAE"]["asd_ratio"]
+    # every method's and reference's gain over the fit, in distance and in squared distance
+    gains = overall["gains"]
+    assert set(gains) == {
+        *("Global+DPP", "Global+Local+DPP", "Global+Local+VAE", "ours, direct decoding", "ours"),
+        *(f"anchored oracle, sigma {noise} mm" for noise in ("1", "2", "4")),
+        "fit-error model: best N",
+    }
+    csd = overall["ours"]["csd_mm"]
+    assert gains["ours"]["gain"] == pytest.approx(1.0 - csd / overall["fit_occluded_mm"])
     report = (tmp_path / "diversity.md").read_text()
     assert "(40 in the stage-1 fit)" in report
     assert "## Table 1, true mask" in report and "fit-error model: best N" in report
     assert "Directions, true mask" in report
     assert "| anchored oracle, sigma 4 mm |" in report
+    assert "Gain over the fit in two units, true mask" in report and "| gain in MSE |" in report
     assert (tmp_path / "diversity_ratio.png").is_file()
 
 

@@ -52,6 +52,8 @@ def test_leave_one_out_scores_each_fit_by_the_others_of_its_kind() -> None:
     # the errors take, so the closest comes far nearer than the fit
     assert one["best_set_mm"] == pytest.approx(one["corrected_fit_mm"])
     assert full["gain"] > 0.6 and full["best_set_mm"] < one["best_set_mm"]
+    # nearer in distance is nearer still in squared distance when every face gains alike
+    assert full["mse_gain"] > full["gain"]
     assert list(table["settings"]) == ["R=4, N=8", "all, N=1", "all, N=8"]
     assert set(table["by_occlusion"]) == {"glasses", "face mask"}
     assert "gain_unlimited_references" in table
@@ -77,6 +79,8 @@ def test_the_extrapolation_is_the_intercept_of_the_gain_against_one_over_r() -> 
     assert table["gain_slope_per_inverse_reference"] == pytest.approx(-1.0)
     report = to_markdown({"table": table, "description": "made-up"})
     assert "**25.0%**" in report and "| glasses | 1 | 2.00 |" in report
+    # all others at N = 8: gain 0.25 - 1/64 in distance, 1 - (0.75 + 1/64)^2 in squares
+    assert "| 23.4% | 41.4% |" in report
 
 
 def test_fit_errors_benchmark_quick(tmp_path: Path) -> None:
