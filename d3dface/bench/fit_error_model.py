@@ -40,10 +40,11 @@ __all__ = ["FitErrorModel", "aligned_residual", "distance_mm", "fit_error_refere
 _MM = 1000.0
 
 
-def distance_mm(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
-    """:func:`d3dface.metrics.mesh_distance` of (V, 3) meshes over ``where`` (V,) bool, mm."""
-    distance = mesh_distance(torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(where))
-    return float(distance) * _MM
+def distance_mm(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
+    """:func:`d3dface.metrics.mesh_distance` of (V, 3) meshes over ``where`` (V,) bool (None:
+    every vertex), mm."""
+    vertices = None if where is None else torch.from_numpy(where)
+    return float(mesh_distance(torch.from_numpy(a), torch.from_numpy(b), vertices)) * _MM
 
 
 def aligned_residual(fitted: np.ndarray, truth: np.ndarray, visible: np.ndarray) -> np.ndarray:
@@ -125,12 +126,10 @@ def fit_error_reference(
     """
     model = FitErrorModel.from_residuals(residuals[:, occluded])
     fit, target = aligned_fit[occluded], truth[occluded]
-    everywhere = np.ones(len(target), dtype=bool)
     distances = [
-        distance_mm(target, fit + offset, everywhere)
-        for offset in model.sample_offsets(n_samples, seed)
+        distance_mm(target, fit + offset) for offset in model.sample_offsets(n_samples, seed)
     ]
     return {
-        "corrected_fit_mm": distance_mm(target, fit + model.mean, everywhere),
+        "corrected_fit_mm": distance_mm(target, fit + model.mean),
         "best_set_mm": min(distances),
     }

@@ -124,16 +124,11 @@ def summarise(rows: Sequence[dict]) -> dict:
     table: dict = {"faces": len(rows), "settings": {}}
     for key in settings:
         chosen = [row for row in rows if key in row]
-        fit_mm = [row["fit_mm"] for row in chosen]
-        best_mm = [row[key]["best_set_mm"] for row in chosen]
         table["settings"][key] = {
-            "faces": len(chosen),
             "references": statistics.fmean(row[key]["references"] for row in chosen),
             "samples": chosen[0][key]["samples"],
-            "fit_mm": statistics.fmean(fit_mm),
             "corrected_fit_mm": statistics.fmean(row[key]["corrected_fit_mm"] for row in chosen),
-            "best_set_mm": statistics.fmean(best_mm),
-            **gains_over_fit(fit_mm, best_mm),
+            **_nearness(chosen, key),
         }
     at_default = [
         entry for entry in table["settings"].values() if entry["samples"] == DEFAULT_SAMPLES
@@ -146,18 +141,24 @@ def summarise(rows: Sequence[dict]) -> dict:
         table["gain_slope_per_inverse_reference"] = float(slope)
     full = f"all, N={DEFAULT_SAMPLES}"
     table["by_occlusion"] = {
-        kind: {
-            "faces": len(chosen),
-            "fit_mm": statistics.fmean(row["fit_mm"] for row in chosen),
-            "best_set_mm": statistics.fmean(row[full]["best_set_mm"] for row in chosen),
-            **gains_over_fit(
-                [row["fit_mm"] for row in chosen], [row[full]["best_set_mm"] for row in chosen]
-            ),
-        }
+        kind: _nearness(chosen, full)
         for kind in OCCLUDERS
         if (chosen := [row for row in rows if row["occlusion"] == kind and full in row])
     }
     return table
+
+
+def _nearness(rows: Sequence[dict], setting: str) -> dict:
+    """Over ``rows`` that have ``setting``: their count, the mean fit error and closest-sample
+    distance (mm), and the gains over the fit (:func:`d3dface.bench.gains.gains_over_fit`)."""
+    fit_mm = [row["fit_mm"] for row in rows]
+    best_mm = [row[setting]["best_set_mm"] for row in rows]
+    return {
+        "faces": len(rows),
+        "fit_mm": statistics.fmean(fit_mm),
+        "best_set_mm": statistics.fmean(best_mm),
+        **gains_over_fit(fit_mm, best_mm),
+    }
 
 
 def _setting_order(key: str) -> tuple[int, int]:
