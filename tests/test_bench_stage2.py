@@ -28,17 +28,20 @@ def test_diversity_benchmark_quick(tmp_path: Path) -> None:
     assert 0 < overall["oracle_best_mm"] < overall["oracle_mean_mm"]
     # the fit-error reference was learned on the quick mode's held-out fits and measured
     assert overall["fit_error_best_mm"] > 0 and overall["fit_error_corrected_mm"] > 0
-    # the anchored oracle at each noise, and a looser hold lets its samples part where visible
-    anchored = overall["anchored"]
-    assert list(anchored) == ["1", "2", "4"]
-    assert anchored["4"]["asd_v_mm"] > anchored["1"]["asd_v_mm"] > 0
-    assert all(figures["best_set_mm"] > 0 for figures in anchored.values())
+    # the anchored oracle in both frames at each noise, and a looser hold lets its samples
+    # part where visible
+    for frame in ("anchored", "anchored_own_frame"):
+        anchored = overall[frame]
+        assert list(anchored) == ["1", "2", "4"]
+        assert anchored["4"]["asd_v_mm"] > anchored["1"]["asd_v_mm"] > 0
+        assert all(figures["best_set_mm"] > 0 for figures in anchored.values())
     assert overall["ours"]["asd_ratio"] > overall["Global+Local+VAE"]["asd_ratio"]
     # every method's and reference's gain over the fit, in distance and in squared distance
     gains = overall["gains"]
     assert set(gains) == {
         *("Global+DPP", "Global+Local+DPP", "Global+Local+VAE", "ours, direct decoding", "ours"),
         *(f"anchored oracle, sigma {noise} mm" for noise in ("1", "2", "4")),
+        *(f"anchored oracle, fit's frame, sigma {noise} mm" for noise in ("1", "2", "4")),
         "fit-error model: best N",
     }
     csd = overall["ours"]["csd_mm"]
@@ -48,6 +51,7 @@ def test_diversity_benchmark_quick(tmp_path: Path) -> None:
     assert "## Table 1, true mask" in report and "fit-error model: best N" in report
     assert "Directions, true mask" in report
     assert "| anchored oracle, sigma 4 mm |" in report
+    assert "| anchored oracle, fit's frame, sigma 4 mm |" in report
     assert "Gain over the fit in two units, true mask" in report and "| gain in MSE |" in report
     assert (tmp_path / "diversity_ratio.png").is_file()
 

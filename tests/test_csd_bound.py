@@ -78,3 +78,29 @@ def test_anchored_oracle_samples_beat_its_guess_and_looser_ones_leave_the_observ
                 best.append(figures["best_set_mm"])
     assert np.mean(best) < np.mean(guesses)
     assert np.mean(spread[0.004]) > np.mean(spread[0.001])
+
+
+def test_anchored_oracle_carries_its_samples_to_the_truths_frame(face_model: FaceModel) -> None:
+    # with a similarity T to the truth's frame, every figure is T's scale times the figure
+    # against the truth carried back by T^-1: distances between T(x) and y are s |x - T^-1(y)|
+    visible, occluded = (mask.numpy() for mask in _lower_face(face_model))
+    identity, expression = rendered_face_coefficients(face_model, torch.Generator().manual_seed(3))
+    observed = face_model(identity, expression)[0].double().numpy()
+    angle, scale, shift = 0.2, 1.07, np.array([0.004, -0.002, 0.006])
+    cos, sin = np.cos(angle), np.sin(angle)
+    rotation = np.array([[cos, 0.0, sin], [0.0, 1.0, 0.0], [-sin, 0.0, cos]])
+    truth = observed + 0.002 * np.random.default_rng(0).standard_normal(observed.shape)
+    truth_back = (truth - shift) @ rotation / scale  # T^-1(truth)
+    carried = anchored_oracle(
+        face_model,
+        observed,
+        truth,
+        visible,
+        occluded,
+        8,
+        0.002,
+        to_truth=(rotation, scale, shift),
+    )
+    at_home = anchored_oracle(face_model, observed, truth_back, visible, occluded, 8, 0.002)
+    for name, value in at_home.items():
+        assert np.isclose(carried[name], scale * value, rtol=1e-9), name

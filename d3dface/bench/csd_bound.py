@@ -19,7 +19,11 @@ stage-1 fit's visible vertices (aligned to the truth), with noise ``noise_m`` th
 loosely its samples hold them. Its posterior mean and best N samples are scored against the
 actual truth of one face, beside their spread where the face is visible and where it is hidden
 (ASD-V, ASD-O). It answers: with the exact prior of the faces, how much nearer than the fit
-can N samples get while they agree with the fit where the face is visible?
+can N samples get while they agree with the fit where the face is visible? Given the fit in its
+own frame and the similarity that carries it onto the truth (``to_truth``), the oracle
+conditions in the fit's frame, as any method must, and its samples are carried onto the truth
+by that similarity before they are scored, as the methods' samples are: what the prior gains
+when it does not know the truth's frame.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 import torch
 from scipy.cluster.vq import kmeans2
 
+from d3dface.bench.alignment import apply_similarity
 from d3dface.facemodel.landmark_embedding import (
     EXPRESSION_MAX,
     EXPRESSION_PROBABILITY,
@@ -121,6 +126,7 @@ def anchored_oracle(
     noise_m: float,
     draws: int = 4000,
     seed: int = 0,
+    to_truth: tuple[np.ndarray, float, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """The exact-prior oracle observing ``observed`` where visible, scored on one face, mm.
 
@@ -132,7 +138,7 @@ def anchored_oracle(
     Args:
         model: the face model the face was drawn from.
         observed: (V, 3) what the oracle observes on ``visible`` (the fit, aligned to the truth
-            there), metres.
+            there, or in its own frame with ``to_truth``), metres.
         truth: (V, 3) the true mesh, metres.
         visible: (V,) bool, the vertices it observes and ASD-V's.
         occluded: (V,) bool, the vertices CSD and ASD-O are measured on.
@@ -141,6 +147,11 @@ def anchored_oracle(
             loosely the samples hold ``observed``.
         draws: draws of the posterior error for k-means.
         seed: seed of the draws and of k-means.
+        to_truth: None when ``observed`` is in the truth's frame; else the similarity
+            (rotation (3, 3), scale, shift (3,), as
+            :func:`~d3dface.bench.alignment.similarity_transform` gives it) that carries
+            ``observed``'s frame onto the truth's, applied to the guess and the samples
+            before they are scored.
 
     Returns:
         ``posterior_mean_mm`` (its single guess's distance from the truth on ``occluded``),
@@ -161,12 +172,19 @@ def anchored_oracle(
     keep = singular > singular[0] * 1e-9
     centres, _ = _quantiser(right[keep].T * singular[keep], n_samples, draws, seed)
     offsets = factor @ right[keep].T @ (centres / singular[keep]).T  # (K, N)
-    hidden_samples = torch.from_numpy((hidden @ offsets).T.reshape(n_samples, -1, 3) + guess)
+    hidden_samples = (hidden @ offsets).T.reshape(n_samples, -1, 3) + guess
     # ASD-V needs only the samples' differences where visible, hence their offsets alone
-    seen_offsets = torch.from_numpy((seen @ offsets).T.reshape(n_samples, -1, 3))
+    seen_offsets = (seen @ offsets).T.reshape(n_samples, -1, 3)
+    if to_truth is not None:
+        rotation, scale, _ = to_truth
+        guess = apply_similarity(guess, to_truth)
+        hidden_samples = apply_similarity(hidden_samples, to_truth)
+        seen_offsets = scale * seen_offsets @ rotation.T  # differences: no shift
+    guess, hidden_samples = torch.from_numpy(guess), torch.from_numpy(hidden_samples)
+    seen_offsets = torch.from_numpy(seen_offsets)
     target = torch.from_numpy(truth[occluded])
     return {
-        "posterior_mean_mm": float(mesh_distance(torch.from_numpy(guess), target)) * _MM,
+        "posterior_mean_mm": float(mesh_distance(guess, target)) * _MM,
         "best_set_mm": closest_sample_distance(hidden_samples, target),
         "asd_v_mm": average_self_distance(seen_offsets),
         "asd_o_mm": average_self_distance(hidden_samples),
