@@ -566,7 +566,8 @@ def to_markdown(results: dict) -> str:
 
 
 def _anchored_table(mask_name: str, overall: dict) -> list[str]:
-    """Markdown: the anchored oracle at each noise beside Global+DPP and ours, all faces."""
+    """Markdown: the anchored oracle in each frame at each noise beside Global+DPP and ours,
+    all faces."""
 
     def row(name: str, figures: dict[str, float], guess: str, best: float) -> str:
         return (
