@@ -56,8 +56,8 @@ class VAESpace:
     gives back the fit exactly and every other code the fit plus the decoder's change. On
     the diversity benchmark (``python -m d3dface.bench diversity``: 12 faces, true masks,
     N = 8) anchoring brought the closest sample nearer the truth on the hidden part (CSD
-    2.37 -> 2.24 mm) and the samples closer together where the face is seen (ASD-V 0.15 ->
-    0.13 mm): direct decoding adds the Mesh-VAE's own reconstruction error (0.8 mm for
+    2.39 -> 2.20 mm) and the samples closer together where the face is seen (ASD-V 0.14 ->
+    0.12 mm): direct decoding adds the Mesh-VAE's own reconstruction error (0.69 mm for
     lite) to every sample.
 
     Args:
