@@ -25,7 +25,7 @@ from d3dface.vae.structure import (
     build_structure,
     designed_level_sizes,
 )
-from d3dface.vae.train import STATE_NAME, main, train
+from d3dface.vae.train import STATE_NAME, main, start_from_release, train, write_release
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE_MODEL = Path(os.environ.get("D3DFACE_FACE_MODEL", ROOT / "checkpoints" / "face_model"))
@@ -310,3 +310,41 @@ def test_quick_training_learns_saves_and_resumes_exactly(tmp_path: Path) -> None
     for name, value in MeshVAE.from_pretrained(tmp_path / "straight").state_dict().items():
         assert torch.equal(value, resumed[name]), name
     assert straight.history[-1]["val_all_mm"] == state["history"][-1]["val_all_mm"]
+
+
+@needs_face_model
+def test_a_release_continues_like_a_run_with_fresh_optimiser_moments(tmp_path: Path) -> None:
+    small = {"steps_per_epoch": 4, "batch_size": 2, "quick": True, "face_model": FACE_MODEL}
+    train("lite", tmp_path / "run", epochs=1, progress=False, **small)
+    release = write_release(tmp_path / "run", tmp_path / "release", note="one epoch")
+    log = json.loads((release / "training_log.json").read_text())
+    assert log["note"] == "one epoch" and log["state"]["step"] == 4 and len(log["history"]) == 1
+    released = MeshVAE.from_pretrained(release).state_dict()
+    for name, value in MeshVAE.from_pretrained(tmp_path / "run" / "best").state_dict().items():
+        assert torch.equal(value, released[name]), name
+
+    argv = ["--out", str(tmp_path / "continued"), "--from-release", str(release)]
+    assert main([*argv, "--epochs", "2", "--release-to", str(tmp_path / "second")]) == 0
+    state = json.loads((tmp_path / "continued" / STATE_NAME).read_text())
+    assert [entry["step"] for entry in state["history"]] == [4, 8]
+    assert state["history"][0] == log["history"][0]
+    continued = MeshVAE.from_pretrained(tmp_path / "continued").state_dict()
+    assert any(not torch.equal(value, continued[name]) for name, value in released.items())
+    second = json.loads((tmp_path / "second" / "training_log.json").read_text())
+    assert second["state"]["epoch"] == 2 and second["history"] == state["history"]
+
+    # a folder that already holds a run, or one that is not a release: a clear error
+    assert main(argv) == 2
+    assert main(["--out", str(tmp_path / "other"), "--from-release", str(tmp_path / "run")]) == 2
+
+
+def test_the_shipped_vae_is_a_release_training_can_continue(tmp_path: Path) -> None:
+    start_from_release(ROOT / "checkpoints" / "mesh_vae_lite", tmp_path / "run")
+    state = json.loads((tmp_path / "run" / STATE_NAME).read_text())
+    assert state["epoch"] == len(state["history"]) and state["step"] == 500 * state["epoch"]
+    shipped = MeshVAE.from_pretrained(ROOT / "checkpoints" / "mesh_vae_lite").state_dict()
+    for folder in (tmp_path / "run", tmp_path / "run" / "best"):
+        for name, value in MeshVAE.from_pretrained(folder).state_dict().items():
+            assert torch.equal(value, shipped[name]), name
+    with pytest.raises(FileExistsError):
+        start_from_release(ROOT / "checkpoints" / "mesh_vae_lite", tmp_path / "run")

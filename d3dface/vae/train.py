@@ -18,6 +18,12 @@ hidden ones).
 (``optimizer.safetensors``), ``train_state.json`` (step, epoch, settings, history) and
 ``best/``, the weights with the lowest validation error so far. ``resume`` continues from
 the last completed epoch with the same batches an uninterrupted run would have seen.
+
+A release (what ``checkpoints/mesh_vae_lite`` holds) is a run's best weights with
+``training_log.json`` (the run's state and history) and no optimiser state:
+:func:`write_release` makes one from a run, and :func:`start_from_release` seeds a run folder
+from one so that training continues it, with the same batches and learning-rate schedule but
+Adam's moment estimates started again from zero.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,6 +61,8 @@ from d3dface.vae.model import CONFIGS, MeshVAE, vae_config
 STATE_NAME = "train_state.json"
 OPTIMIZER_NAME = "optimizer.safetensors"
 BEST_DIR = "best"
+RELEASE_LOG_NAME = "training_log.json"
+_WEIGHT_FILES = ("config.json", "model.safetensors")
 DEFAULT_FACE_MODEL = CHECKPOINTS_DIR / "face_model"
 MM = 1000.0
 
@@ -197,6 +207,50 @@ def save_checkpoint(
     temporary = out_dir / f"{STATE_NAME}.tmp"
     temporary.write_text(json.dumps(state, indent=2) + "\n")
     temporary.replace(out_dir / STATE_NAME)
+
+
+def write_release(run_dir: str | Path, release_dir: str | Path, note: str) -> Path:
+    """Copy a run's best weights into ``release_dir`` with ``training_log.json``.
+
+    The log holds ``note`` (how the run went, e.g. where it was resumed), the run's state
+    (config, seed, face model, settings, step, epoch, param groups) and its history.
+    Returns the release folder.
+    """
+    run_dir, release_dir = Path(run_dir), Path(release_dir)
+    state = json.loads((run_dir / STATE_NAME).read_text())
+    history = state.pop("history")
+    release_dir.mkdir(parents=True, exist_ok=True)
+    for name in _WEIGHT_FILES:
+        shutil.copyfile(run_dir / BEST_DIR / name, release_dir / name)
+    log = {"note": note, "state": state, "history": history}
+    (release_dir / RELEASE_LOG_NAME).write_text(json.dumps(log, indent=2) + "\n")
+    return release_dir
+
+
+def start_from_release(release_dir: str | Path, run_dir: str | Path) -> None:
+    """Seed the empty ``run_dir`` with a release so that :func:`train` (``resume=True``)
+    continues its run.
+
+    The release's weights become the run's latest and best, its log's state and history the
+    run's state; a release keeps no optimiser state, so Adam's moment estimates start again
+    from zero (the batches and the learning-rate schedule are those of an uninterrupted run).
+    """
+    release_dir, run_dir = Path(release_dir), Path(run_dir)
+    if (run_dir / STATE_NAME).exists():
+        raise FileExistsError(f"'{run_dir}' already holds a training run")
+    if not (release_dir / RELEASE_LOG_NAME).is_file():
+        raise FileNotFoundError(
+            f"'{release_dir}' is not a released checkpoint: it has no {RELEASE_LOG_NAME} "
+            "(to continue a run folder, use --resume)"
+        )
+    log = json.loads((release_dir / RELEASE_LOG_NAME).read_text())
+    (run_dir / BEST_DIR).mkdir(parents=True, exist_ok=True)
+    for name in _WEIGHT_FILES:
+        for folder in (run_dir, run_dir / BEST_DIR):
+            shutil.copyfile(release_dir / name, folder / name)
+    save_file({}, str(run_dir / OPTIMIZER_NAME))
+    state = {**log["state"], "history": log["history"]}
+    (run_dir / STATE_NAME).write_text(json.dumps(state, indent=2) + "\n")
 
 
 def _settings_for_run(
@@ -370,6 +424,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="checkpoint directory")
     parser.add_argument("--quick", action="store_true", help="a < 1 min smoke run")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument(
+        "--from-release",
+        help="continue a released checkpoint (a folder with training_log.json): seeds the "
+        "empty --out with it, then resumes (optimiser moments start from zero)",
+    )
+    parser.add_argument(
+        "--release-to", help="after training, copy the best weights and training_log.json here"
+    )
+    parser.add_argument("--note", default="", help="the release log's note (with --release-to)")
     parser.add_argument("--epochs", type=int, help="total epochs (default 100; quick 3)")
     parser.add_argument("--steps-per-epoch", type=int, help="default 500; quick 40")
     parser.add_argument("--batch-size", type=int, help="default 16; quick 8")
@@ -377,6 +440,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--face-model", default=str(DEFAULT_FACE_MODEL))
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Train as the parsed command line asks; release the result when asked."""
+    if args.from_release:
+        start_from_release(args.from_release, args.out)
     result = train(
         config_name=args.config,
         out_dir=args.out,
@@ -384,11 +458,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         steps_per_epoch=args.steps_per_epoch,
         batch_size=args.batch_size,
         quick=args.quick,
-        resume=args.resume,
+        resume=args.resume or bool(args.from_release),
         seed=args.seed,
         face_model=args.face_model,
         device=args.device,
     )
+    if args.release_to:
+        write_release(result.out_dir, args.release_to, args.note)
     last = result.history[-1] if result.history else {}
     print(json.dumps({"out": str(result.out_dir), "step": result.step, **last}, indent=2))
     return 0
