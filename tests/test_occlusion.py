@@ -197,7 +197,10 @@ def test_facexlib_unavailable_is_a_clear_error_and_auto_falls_back(
         segment_occlusion(image, model, method="facexlib", detector=detector)
     found = segment_occlusion(image, model, detector=detector)
     assert found.source == "model"
-    assert any("facexlib is not available" in note for note in found.notes)
+    assert found.notes == (
+        "model-based segmentation (facexlib's learned face parser is an optional extra that is "
+        "not installed here)",
+    )
 
     def no_weights(model_name: str, device: torch.device) -> None:
         raise OSError("network unreachable")
@@ -205,6 +208,12 @@ def test_facexlib_unavailable_is_a_clear_error_and_auto_falls_back(
     _install_facexlib(monkeypatch, no_weights)
     with pytest.raises(FacexlibUnavailableError, match="weights could not be loaded"):
         load_face_parser("parsenet")
+    fallback = segment_occlusion(image, model, detector=detector)
+    assert fallback.source == "model"
+    assert fallback.notes == (
+        "model-based segmentation (facexlib is installed but could not be used: "
+        "OSError: network unreachable)",
+    )
     with pytest.raises(ValueError, match="unknown facexlib parser"):
         load_face_parser("unet")
 

@@ -165,8 +165,7 @@ def _found_mask(
         except FacexlibUnavailableError as exc:
             if method == "facexlib":
                 raise
-            reason = exc.__cause__ or exc
-            notes.append(f"model-based segmentation (facexlib is not available here: {reason})")
+            notes.append(f"model-based segmentation ({_facexlib_absence(exc)})")
         else:
             found = segment_with_facexlib(layout, photo, parser)
             return layout.to_photo(found, guide=photo), "facexlib"
@@ -174,6 +173,16 @@ def _found_mask(
     found = segment_with_model(layout, settings)
     mask = layout.to_photo(found, guide=photo, radius=settings.snap_radius, eps=settings.snap_eps)
     return mask, "model"
+
+
+def _facexlib_absence(error: FacexlibUnavailableError) -> str:
+    """Why facexlib's parser was not used, in words for the person reading the notes."""
+    cause = error.__cause__
+    missing = cause.name if isinstance(cause, ModuleNotFoundError) else None
+    if missing is not None and missing.partition(".")[0] == "facexlib":
+        return "facexlib's learned face parser is an optional extra that is not installed here"
+    reason = cause or error
+    return f"facexlib is installed but could not be used: {type(reason).__name__}: {reason}"
 
 
 def _user_mask_notes(mask: np.ndarray, face_region: np.ndarray) -> list[str]:
