@@ -274,7 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--formats", default="glb,ply", help="mesh formats of the samples: glb,ply,obj"
     )
     recon.add_argument("--quiet", action="store_true", help="no progress bar")
-    recon.add_argument("--out", required=True, type=Path, help="output directory")
+    recon.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="output directory: a photo's files go into it, a folder's photos into one "
+        "subfolder each; an earlier result there is replaced",
+    )
     recon.add_argument(
         "--model",
         default=str(CHECKPOINTS_DIR),

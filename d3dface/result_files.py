@@ -10,11 +10,16 @@ Written into one folder:
 - ``mask.png`` (white = hidden, photo size), ``overlay.png`` (the fit over the photo),
   ``grid.png`` (shaded renders of every sample), ``spread.png`` (the spread heat map);
 - ``metrics.json``: ASD-V, ASD-O, ratio, timings, settings, vertex counts, file list.
+
+Writing into a folder that holds an earlier result replaces it whole: sample meshes that the
+new result does not write (higher numbers, other formats) are removed, so that the folder
+never mixes two runs.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +37,9 @@ if TYPE_CHECKING:
     from d3dface.pipeline import FaceResult
 
 __all__ = ["result_summary", "write_result"]
+
+_SAMPLE_FILE = re.compile(r"sample_\d+\.(glb|ply|obj)", re.IGNORECASE)
+"""Names of the sample meshes :func:`write_result` writes (``sample_XX.<format>``)."""
 
 
 def result_summary(result: FaceResult) -> dict:
@@ -56,6 +64,13 @@ def result_summary(result: FaceResult) -> dict:
     }
 
 
+def _remove_earlier_samples(out_dir: Path) -> None:
+    """Delete the sample meshes of an earlier result in ``out_dir`` (files named like ours)."""
+    for path in out_dir.iterdir():
+        if path.is_file() and _SAMPLE_FILE.fullmatch(path.name):
+            path.unlink()
+
+
 def _mean_over(values: Tensor, where: Tensor) -> float | None:
     """Mean of a (V,) tensor over a (V,) bool tensor, rounded; None when empty."""
     return round(float(values[where].mean()), 4) if bool(where.any()) else None
@@ -71,6 +86,7 @@ def write_result(
         raise ValueError(f"unknown mesh format(s) {unknown}; choose from {MESH_FORMATS}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_earlier_samples(out_dir)
     faces = result.faces.numpy()
     albedo = np.clip(result.fit.albedo.numpy(), 0.0, 1.0)
     paths = [

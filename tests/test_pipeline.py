@@ -84,6 +84,15 @@ def test_pipeline_reconstructs_a_masked_photo(
     again = pipeline(photo, mask=mask, n=3, seed=1, **FAST)
     assert torch.equal(again.samples, result.samples)  # deterministic on CPU
 
+    # a smaller result written into the same folder replaces the earlier one whole
+    (tmp_path / "notes.txt").write_text("the user's own file")
+    fewer = pipeline(photo, mask=mask, n=2, seed=1, **FAST)
+    fewer.save(tmp_path, formats=("ply",))
+    samples = sorted(path.name for path in tmp_path.glob("sample_*"))
+    assert samples == ["sample_00.ply", "sample_01.ply"]
+    assert (tmp_path / "notes.txt").read_text() == "the user's own file"
+    assert json.loads((tmp_path / "metrics.json").read_text())["settings"]["n_samples"] == 2
+
 
 def test_pipeline_refuses_a_mask_of_another_size(
     pipeline: Diverse3DFace, masked_photo: tuple[Path, Path]
