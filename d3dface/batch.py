@@ -5,6 +5,7 @@ still run."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> list[BatchIte
     images fail later, one by one). ``mask`` is the photo's mask file, or for a folder a
     folder of masks named like the photos (``photo.jpg`` -> ``photo.png``); photos without one
     get the automatic mask. Each photo writes into ``out_dir / <photo name without suffix>``
-    (``out_dir`` itself for a single photo).
+    (``out_dir`` itself for a single photo); photos that share a name up to the suffix
+    (``a.jpg``, ``a.png``) keep it (``a_jpg``, ``a_png``), so none replaces another's files.
 
     Raises:
         FileNotFoundError: ``source`` or ``mask`` does not exist.
@@ -55,7 +57,17 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> list[BatchIte
     photos = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
     if not photos:
         raise ValueError(f"folder '{source}' holds no files")
-    return [BatchItem(p, _mask_for(p, mask), out_dir / p.stem) for p in photos]
+    stems = Counter(p.stem for p in photos)
+    return [
+        BatchItem(p, _mask_for(p, mask), out_dir / _folder_name(p, stems[p.stem] > 1))
+        for p in photos
+    ]
+
+
+def _folder_name(photo: Path, stem_shared: bool) -> str:
+    """The output folder's name of ``photo`` in a batch: its stem, with its suffix when
+    another photo shares the stem."""
+    return f"{photo.stem}_{photo.suffix.lstrip('.')}" if stem_shared else photo.stem
 
 
 def _mask_for(photo: Path, mask_dir: Path | None) -> Path | None:

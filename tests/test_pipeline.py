@@ -12,6 +12,7 @@ import trimesh
 from PIL import Image
 
 from d3dface import Diverse3DFace
+from d3dface.batch import list_inputs
 from d3dface.bench.occluders import draw_plain_face_mask
 from d3dface.cli import main
 from d3dface.fitting import FitSettings
@@ -155,6 +156,24 @@ def test_pipeline_directory_errors_are_clear(tmp_path: Path) -> None:
     )
     with pytest.raises(WeightsError, match="face_model folder 'x'"):
         Diverse3DFace.from_pretrained(tmp_path)
+
+
+def test_batch_folders_never_share_a_name(tmp_path: Path) -> None:
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    for name in ("a.jpg", "a.png", "b.jpg", ".hidden.png"):
+        (photos / name).write_bytes(b"")
+    (masks / "a.png").write_bytes(b"")
+    items = list_inputs(photos, masks, tmp_path / "out")
+    assert [(item.image.name, item.out_dir.name) for item in items] == [
+        ("a.jpg", "a_jpg"),
+        ("a.png", "a_png"),
+        ("b.jpg", "b"),
+    ]
+    assert [item.mask for item in items] == [masks / "a.png", masks / "a.png", None]
+    single = list_inputs(photos / "b.jpg", None, tmp_path / "out")
+    assert [item.out_dir for item in single] == [tmp_path / "out"]
 
 
 def test_reconstruct_cli_skips_a_bad_file_and_runs_the_rest(
