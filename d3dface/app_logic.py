@@ -41,6 +41,7 @@ import torch
 from PIL import Image, ImageOps
 
 from d3dface.imageio import ImageError, ImageSource, downscale_to, load_image
+from d3dface.result_files import sample_mesh_path
 
 if TYPE_CHECKING:
     from d3dface.pipeline import Diverse3DFace, FaceResult
@@ -559,7 +560,7 @@ def reconstruct(
     return RunOutput(
         run_id=run_id,
         directory=directory,
-        sample_glbs=[directory / f"sample_{index:02d}.glb" for index in range(result.n_samples)],
+        sample_glbs=_sample_glbs(result, directory),
         thumbnails=thumbnails,
         spread_glb=directory / "spread.glb",
         overlay=directory / "overlay.png",
@@ -575,8 +576,12 @@ def sample_glbs(store: RunStore, run_id: str | None) -> list[Path]:
     Raises:
         ValueError: unknown run.
     """
-    result, directory = store.get(run_id)
-    return [directory / f"sample_{index:02d}.glb" for index in range(result.n_samples)]
+    return _sample_glbs(*store.get(run_id))
+
+
+def _sample_glbs(result: FaceResult, directory: Path) -> list[Path]:
+    """The GLB file of every sample of ``result``, written into ``directory``."""
+    return [sample_mesh_path(directory, index, ".glb") for index in range(result.n_samples)]
 
 
 def interpolation_mesh(store: RunStore, run_id: str | None, start: Any, end: Any, t: Any) -> Path:

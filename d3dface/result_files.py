@@ -36,10 +36,15 @@ from d3dface.visibility import VISIBILITY_NAMES, visibility_colours
 if TYPE_CHECKING:
     from d3dface.pipeline import FaceResult
 
-__all__ = ["result_summary", "write_result"]
+__all__ = ["result_summary", "sample_mesh_path", "write_result"]
 
-_SAMPLE_FILE = re.compile(r"sample_\d+\.(glb|ply|obj)", re.IGNORECASE)
-"""Names of the sample meshes :func:`write_result` writes (``sample_XX.<format>``)."""
+_SAMPLE_STEM = re.compile(r"sample_\d+")
+"""Stems of the sample meshes :func:`write_result` writes (:func:`sample_mesh_path`)."""
+
+
+def sample_mesh_path(out_dir: Path, index: int, suffix: str) -> Path:
+    """Where :func:`write_result` puts sample ``index``'s mesh of format ``suffix`` (".glb")."""
+    return out_dir / f"sample_{index:02d}{suffix}"
 
 
 def result_summary(result: FaceResult) -> dict:
@@ -67,7 +72,8 @@ def result_summary(result: FaceResult) -> dict:
 def _remove_earlier_samples(out_dir: Path) -> None:
     """Delete the sample meshes of an earlier result in ``out_dir`` (files named like ours)."""
     for path in out_dir.iterdir():
-        if path.is_file() and _SAMPLE_FILE.fullmatch(path.name):
+        is_mesh = path.suffix.lower() in MESH_FORMATS
+        if is_mesh and path.is_file() and _SAMPLE_STEM.fullmatch(path.stem):
             path.unlink()
 
 
@@ -90,7 +96,7 @@ def write_result(
     faces = result.faces.numpy()
     albedo = np.clip(result.fit.albedo.numpy(), 0.0, 1.0)
     paths = [
-        export_mesh(out_dir / f"sample_{index:02d}{suffix}", vertices, faces, albedo)
+        export_mesh(sample_mesh_path(out_dir, index, suffix), vertices, faces, albedo)
         for index, vertices in enumerate(result.samples.numpy())
         for suffix in suffixes
     ]
