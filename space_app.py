@@ -103,12 +103,15 @@ def user_errors() -> Iterator[None]:
     except gr.Error:
         raise
     except ValueError as exc:
-        raise gr.Error(str(exc), title="Cannot do that", print_exception=False) from exc
+        raise gr.Error(
+            logic.sentence(str(exc)), title="Cannot do that", duration=None, print_exception=False
+        ) from exc
     except Exception as exc:
         log.exception("unexpected error in the app")
         raise gr.Error(
             f"Something went wrong ({type(exc).__name__}: {exc}). Try another photo or "
             "smaller settings.",
+            duration=None,
             print_exception=False,
         ) from exc
 
@@ -119,39 +122,97 @@ def show_mask(photo: Any, mask: Any) -> tuple[dict[str, Any], Any]:
     return logic.editor_value(photo, mask), mask
 
 
+def example_mask(photo: str) -> Path | None:
+    """The exact mask shipped with an example photo (``examples/NAME_mask.png``) when
+    ``photo`` is one of them (Gradio hands over a copy with the same file name), else None."""
+    name = Path(photo).name
+    if name not in {path.name for path in EXAMPLE_PHOTOS}:
+        return None
+    mask = EXAMPLES / f"{Path(name).stem}_mask.png"
+    return mask if mask.is_file() else None
+
+
+MASK_CHECK = "Check it: paint red where the face is hidden, green where it is visible."
+
+
 def on_photo(
     photo: str | None,
+    mask_file: str | None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008
-) -> tuple[Any, Any, str]:
-    """A new photo: find the face and its occluded part; show the mask in the editor."""
+) -> tuple[Any, Any, str, Any]:
+    """A new photo: its mask in the editor. A mask file given (before the photo) is used when
+    it fits the photo; an example photo gets the exact mask shipped with it; otherwise the
+    mask is found automatically. Returns the editor, kept mask, status and mask file."""
     if not photo:
-        return None, None, MASK_HINT
+        return None, None, MASK_HINT, gr.skip()
     with user_errors():
         image = logic.load_photo(photo)
+    refused = ""
+    if mask_file:
+        try:
+            mask = logic.load_mask_file(mask_file, image.shape)
+        except ValueError as exc:  # includes ImageError
+            refused = f"**Your mask file was not used:** {exc}\n\n"
+        else:
+            share = 100 * mask.mean()
+            status = f"**Mask from your file:** {share:.1f}% of the photo hidden. {MASK_CHECK}"
+            return *show_mask(image, mask), status, gr.skip()
+    file_update = None if refused else gr.skip()  # a refused file is cleared
+    shipped = example_mask(photo)
+    if shipped is not None:
+        mask = logic.load_mask_file(shipped, image.shape)
+        status = (
+            f"**Mask of the example** (the occluder as drawn): {100 * mask.mean():.1f}% of the "
+            f"photo hidden. {MASK_CHECK} *Find the mask again* shows the automatic mask."
+        )
+        return *show_mask(image, mask), refused + status, file_update
+    editor, kept, status = find_mask(image, progress)
+    return editor, kept, refused + status, file_update
+
+
+def on_find_mask(
+    photo: str | None,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008
+) -> tuple[Any, Any, str, Any]:
+    """ "Find the mask again": the automatic mask, whatever file or example mask was shown."""
+    with user_errors():
+        image = logic.load_photo(photo)
+    return *find_mask(image, progress), None
+
+
+def find_mask(image: Any, progress: Any) -> tuple[Any, Any, str]:
+    """The automatic mask of a loaded photo: editor value, kept mask, status."""
+    with user_errors():
         progress(0.1, desc="finding the face and what hides it")
         try:
             mask, text, notes = logic.automatic_mask(logic.get_pipeline(), image)
         except NoFaceError as exc:  # show the photo, say why
             gr.Warning(str(exc), title="No face found")
             return *show_mask(image, None), f"**No face found.** {exc}"
-    status = (
-        f"**Mask {text}.** Check it: paint red where the face is hidden, green where it is "
-        "visible (the eraser undoes strokes)."
-    )
+    status = f"**Mask {text}.** {MASK_CHECK} (The eraser undoes strokes.)"
     if notes:
         status += f"\n\n<small>{'; '.join(notes)}</small>"
     return *show_mask(image, mask), status
 
 
-def on_mask_file(photo: str | None, mask_file: str | None) -> tuple[Any, Any, str]:
-    """A mask file was given: show it in the editor (it can still be painted on)."""
+def on_mask_file(photo: str | None, mask_file: str | None) -> tuple[Any, Any, str, Any]:
+    """A mask file was given: show it in the editor (it can still be painted on). Without a
+    photo yet, it waits for one; one that does not fit is refused and cleared."""
+    if not mask_file:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    if not photo:
+        status = "**Mask file received:** it is used when you upload its photo."
+        return gr.skip(), gr.skip(), status, gr.skip()
     with user_errors():
         image = logic.load_photo(photo)
-        if not mask_file:
-            return gr.skip(), gr.skip(), gr.skip()
+    try:
         mask = logic.load_mask_file(mask_file, image.shape)
+    except ValueError as exc:  # includes ImageError
+        gr.Warning(str(exc), title="Mask file not used")
+        return gr.skip(), gr.skip(), f"**Your mask file was not used:** {exc}", None
     share = 100 * mask.mean()
-    return *show_mask(image, mask), f"**Mask from your file:** {share:.1f}% of the photo hidden."
+    status = f"**Mask from your file:** {share:.1f}% of the photo hidden. {MASK_CHECK}"
+    return *show_mask(image, mask), status, gr.skip()
 
 
 def on_clear_mask(photo: str | None) -> tuple[Any, Any, str]:
@@ -205,7 +266,7 @@ def on_result(run_id: str | None) -> list[Any]:
         gr.update(value=str(paths[i]), visible=True, label=f"sample {i}")
         if i < len(paths)
         else gr.update(value=None, visible="hidden")
-        for i in range(logic.MAX_SAMPLES)
+        for i in range(logic.MAX_SAMPLE_VIEWERS)
     ]
     choices = [(f"sample {i}", i) for i in range(len(paths))]
     return [
@@ -377,13 +438,13 @@ def build_demo() -> gr.Blocks:
                     elem_id="picked",
                 )
                 spread = gr.Model3D(
-                    label="spread: where the samples differ (red)",
+                    label="spread: darker = samples differ more",
                     clear_color=VIEWER_CLEAR,
                     height=340,
                     elem_id="spread",
                 )
                 overlay = gr.Image(
-                    label="the fit over the photo (red: hidden part)",
+                    label="fit over the photo, red = hidden",
                     type="filepath",
                     interactive=False,
                     height=340,
@@ -418,9 +479,12 @@ def build_demo() -> gr.Blocks:
                     metrics = gr.JSON(label="metrics.json")
 
         with gr.Column(visible=False) as every_sample:
-            gr.Markdown("### Every sample in 3D (drag to turn, scroll to zoom)")
+            gr.Markdown(
+                f"### Every sample in 3D (drag to turn, scroll to zoom)\n\nThe first "
+                f"{logic.MAX_SAMPLE_VIEWERS}; click a thumbnail above to view any sample."
+            )
             viewers = []
-            for row_start in range(0, logic.MAX_SAMPLES, VIEWER_COLUMNS):
+            for row_start in range(0, logic.MAX_SAMPLE_VIEWERS, VIEWER_COLUMNS):
                 with gr.Row():
                     for index in range(row_start, row_start + VIEWER_COLUMNS):
                         viewers.append(
@@ -434,19 +498,26 @@ def build_demo() -> gr.Blocks:
                         )
 
         # ---- events
-        mask_outputs = [mask_editor, mask_state, mask_status]
+        mask_outputs = [mask_editor, mask_state, mask_status, mask_file]
         photo.change(
             on_photo,
-            [photo],
+            [photo, mask_file],
             mask_outputs,
             api_visibility="private",
             concurrency_limit=2,
             concurrency_id="mask",
         )
-        auto_button.click(
-            on_photo, [photo], mask_outputs, api_visibility="private", concurrency_id="mask"
+        photo.change(  # the results shown belong to the earlier photo
+            lambda: (gr.update(visible=False),) * 2,
+            None,
+            [results, every_sample],
+            api_visibility="private",
+            queue=False,
         )
-        clear_button.click(on_clear_mask, [photo], mask_outputs, api_visibility="private")
+        auto_button.click(
+            on_find_mask, [photo], mask_outputs, api_visibility="private", concurrency_id="mask"
+        )
+        clear_button.click(on_clear_mask, [photo], mask_outputs[:3], api_visibility="private")
         mask_file.upload(on_mask_file, [photo, mask_file], mask_outputs, api_visibility="private")
         # show the (empty) result components first: Model3D viewers only load values they get
         # once on the page

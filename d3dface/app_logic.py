@@ -55,6 +55,7 @@ __all__ = [
     "MAX_FILE_SIZE",
     "MAX_PHOTO_SIDE",
     "MAX_SAMPLES",
+    "MAX_SAMPLE_VIEWERS",
     "PRESETS",
     "PRESET_ENV",
     "AppSettings",
@@ -75,6 +76,7 @@ __all__ = [
     "painted_strokes",
     "reconstruct",
     "sample_glbs",
+    "sentence",
     "summary_markdown",
     "validate_settings",
 ]
@@ -88,7 +90,11 @@ MAX_PHOTO_SIDE = 1280
 """Photos are scaled down to this longer side (pixels) before anything else: the face model
 is fitted on a crop of a few hundred pixels, and the mask editor stays responsive."""
 MAX_SAMPLES = 12
-"""Most completions per run in the app (one 3D viewer each; browsers cap WebGL contexts)."""
+"""Most completions per run in the app."""
+MAX_SAMPLE_VIEWERS = 8
+"""3D viewers of the "every sample" section. Each is a WebGL context and browsers keep about
+16 per page (Chromium drops the oldest beyond that): with the picked, spread and blend
+viewers and the mask editor, 12 would blank the editor."""
 HIDDEN_RGB = (235, 30, 30)
 """Tint of the hidden pixels in the editor's picture of the mask."""
 BRUSH_HIDE = "#ff2020"
@@ -206,8 +212,18 @@ def load_photo(source: ImageSource | None) -> np.ndarray:
     """
     if source is None or (isinstance(source, str) and not source.strip()):
         raise ImageError("Upload a photo of a face first (or click one of the examples).")
-    photo = load_image(source)
+    try:
+        photo = load_image(source)
+    except ImageError as exc:  # name the upload, not the server's copy of it
+        if isinstance(source, str | Path):
+            raise ImageError(str(exc).replace(str(source), Path(source).name)) from exc
+        raise
     return np.ascontiguousarray(downscale_to(photo, MAX_PHOTO_SIDE)[0])
+
+
+def sentence(text: str) -> str:
+    """``text`` with a capital first letter, for showing a message on its own."""
+    return text[:1].upper() + text[1:]
 
 
 def mask_preview(photo: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -529,7 +545,8 @@ def reconstruct(
     Raises:
         ValueError (NoFaceError, ImageError): a user error; the message says what to do.
     """
-    report = progress or (lambda fraction, text=None: None)
+    # not ``progress or ...``: a gr.Progress is falsy (it has a length, 0 before a run)
+    report = progress if progress is not None else (lambda fraction, text=None: None)
     run_id, directory = store.new_directory()
     try:
         result = pipeline(
@@ -627,11 +644,13 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     if "files_s" in app:
         parts += f" · files {app['files_s']:.1f} s"
     hidden = summary.get("occluded_pixel_fraction")
-    mask_text = f"mask: {summary.get('mask_source', '?')}"
+    source = summary.get("mask_source", "?")
+    mask_text = "mask of step 2" if source == "user" else f"mask: {source}"
     if hidden is not None:
         mask_text += f", {100 * float(hidden):.1f}% of the photo hidden"
     lines = [
-        f"**{n} completions in {total:.1f} s** ({parts}); {mask_text}; "
+        f"**{n} {'completion' if n == 1 else 'completions'} in {total:.1f} s** ({parts}); "
+        f"{mask_text}; "
         f"preset {app.get('preset', '?')}, k = {settings.get('k', '?')}, "
         f"n_sigma = {settings.get('n_sigma', '?')}, seed = {settings.get('seed', '?')}.",
         "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ from tqdm import tqdm
 
 from d3dface.pipeline import Diverse3DFace
 
-__all__ = ["BatchItem", "list_inputs", "reconstruct_all"]
+__all__ = ["BatchInputs", "BatchItem", "list_inputs", "reconstruct_all"]
 
-MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".webp", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".webp", ".jpg", ".jpeg")
+MASK_STEM_ENDING = "_mask"
 
 
 @dataclass(frozen=True)
@@ -28,19 +30,34 @@ class BatchItem:
     out_dir: Path
 
 
-def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> list[BatchItem]:
+@dataclass(frozen=True)
+class BatchInputs:
+    """What a ``reconstruct`` run will do: the photos, and the files of a folder it leaves
+    alone with the reason for each (``"name: reason"``), to tell the user."""
+
+    items: list[BatchItem]
+    ignored: list[str]
+
+
+def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
     """The photos to reconstruct.
 
-    ``source`` is a photo or a folder (every visible file in it, sorted; files that are not
-    images fail later, one by one). ``mask`` is the photo's mask file, or for a folder a
-    folder of masks named like the photos (``photo.jpg`` -> ``photo.png``); photos without one
-    get the automatic mask. Each photo writes into ``out_dir / <photo name without suffix>``
-    (``out_dir`` itself for a single photo); photos that share a name up to the suffix
-    (``a.jpg``, ``a.png``) keep it (``a_jpg``, ``a_png``), so none replaces another's files.
+    ``source`` is a photo or a folder. In a folder, the visible files with an image suffix
+    (:data:`IMAGE_SUFFIXES`) are the photos, sorted; one that is not really an image fails
+    later, on its own. ``mask`` is the photo's mask file, or for a folder a folder of masks
+    named after the photos: ``a.jpg``'s mask is ``a_mask.png`` (any image suffix) or else
+    ``a.png``, never the photo itself, so the masks may lie among the photos. Photos without
+    one get the automatic mask. A file that is another photo's mask, or is named as one
+    (``a_mask.png`` beside ``a.jpg``), is not a photo; one left unused is listed in
+    ``ignored`` with how to use it.
+
+    Each photo writes into ``out_dir / <photo name without suffix>`` (``out_dir`` itself for
+    a single photo); photos that share a name up to the suffix (``a.jpg``, ``a.png``) keep it
+    (``a_jpg``, ``a_png``), so none replaces another's files.
 
     Raises:
         FileNotFoundError: ``source`` or ``mask`` does not exist.
-        ValueError: a folder holds no files, or a folder of photos is given a mask file.
+        ValueError: a folder holds no photos, or a folder of photos is given a mask file.
     """
     if not source.exists():
         raise FileNotFoundError(f"'{source}' does not exist; give a photo or a folder of photos")
@@ -49,19 +66,42 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> list[BatchIte
     if source.is_file():
         if mask is not None and mask.is_dir():
             raise ValueError(f"'{source}' is one photo: give its mask file, not a folder")
-        return [BatchItem(source, mask, out_dir)]
+        return BatchInputs([BatchItem(source, mask, out_dir)], [])
     if mask is not None and not mask.is_dir():
         raise ValueError(
-            f"'{source}' is a folder: --mask must be a folder of masks named like the photos"
+            f"'{source}' is a folder: --mask must be a folder of masks named after the photos "
+            "(a.jpg -> a_mask.png or a.png)"
         )
-    photos = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
-    if not photos:
-        raise ValueError(f"folder '{source}' holds no files")
-    stems = Counter(p.stem for p in photos)
-    return [
-        BatchItem(p, _mask_for(p, mask), out_dir / _folder_name(p, stems[p.stem] > 1))
-        for p in photos
+    files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
+    ignored = [
+        f"{p.name}: not a photo (its suffix is none of {', '.join(IMAGE_SUFFIXES)})"
+        for p in files
+        if p.suffix.lower() not in IMAGE_SUFFIXES
     ]
+    candidates = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    masks = {p: _mask_for(p, mask) for p in candidates}
+    used_as_masks = {found.resolve() for found in masks.values() if found is not None}
+    photos: list[Path] = []
+    for p in candidates:
+        if p.resolve() in used_as_masks:
+            continue
+        owner = _photo_named_by_mask(p, candidates)
+        if owner is None:
+            photos.append(p)
+        elif masks[owner] is None:
+            ignored.append(
+                f"{p.name}: named as the mask of {owner.name} but not used; give the folder "
+                f"that holds it as --mask ({source}) to use it"
+            )
+        else:
+            ignored.append(f"{p.name}: named as a mask; {owner.name}'s is {masks[owner]}")
+    if not photos:
+        raise ValueError(
+            f"folder '{source}' holds no photos (files ending in {', '.join(IMAGE_SUFFIXES)})"
+        )
+    stems = Counter(p.stem for p in photos)
+    items = [BatchItem(p, masks[p], out_dir / _folder_name(p, stems[p.stem] > 1)) for p in photos]
+    return BatchInputs(items, ignored)
 
 
 def _folder_name(photo: Path, stem_shared: bool) -> str:
@@ -71,37 +111,49 @@ def _folder_name(photo: Path, stem_shared: bool) -> str:
 
 
 def _mask_for(photo: Path, mask_dir: Path | None) -> Path | None:
-    """The mask of ``photo`` in ``mask_dir``: same stem, any image suffix; None if absent."""
+    """The mask of ``photo`` in ``mask_dir``: ``<stem>_mask.*``, else ``<stem>.*`` (any image
+    suffix), never the photo itself; None if absent."""
     if mask_dir is None:
         return None
-    for suffix in MASK_SUFFIXES:
-        candidate = mask_dir / f"{photo.stem}{suffix}"
-        if candidate.is_file():
-            return candidate
+    for stem in (f"{photo.stem}{MASK_STEM_ENDING}", photo.stem):
+        for suffix in IMAGE_SUFFIXES:
+            candidate = mask_dir / f"{stem}{suffix}"
+            if candidate.is_file() and candidate.resolve() != photo.resolve():
+                return candidate
     return None
+
+
+def _photo_named_by_mask(path: Path, photos: list[Path]) -> Path | None:
+    """The photo among ``photos`` whose mask ``path``'s name says it is (``a_mask.png`` ->
+    ``a.*``), or None."""
+    if not path.stem.endswith(MASK_STEM_ENDING):
+        return None
+    owner_stem = path.stem[: -len(MASK_STEM_ENDING)]
+    return next((p for p in photos if p.stem == owner_stem and p != path), None)
 
 
 def reconstruct_all(
     pipeline: Diverse3DFace,
     items: list[BatchItem],
     options: dict[str, Any],
-    formats: tuple[str, ...],
+    formats: Sequence[str],
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Run the pipeline on every item and write its files; failures are collected.
 
     Args:
         pipeline: the loaded pipeline.
-        items: from :func:`list_inputs`.
+        items: :attr:`BatchInputs.items` of :func:`list_inputs`.
         options: keyword arguments of :meth:`Diverse3DFace.__call__` (n, k, n_sigma, seed,
             iterations, face_index, mask_method).
-        formats: mesh formats of the samples.
+        formats: mesh formats of the samples (see
+            :func:`d3dface.result_files.mesh_suffixes`).
         show_progress: draw a progress bar over photos and stages (on stderr).
 
     Returns:
-        ``{"done": [{"image", "out_dir", "metrics", "seconds"}...], "failed": [{"image",
-        "error"}...]}``, also written as ``summary.json`` in the common output folder when
-        there are several photos.
+        ``{"done": [{"image", "out_dir", "metrics", "n_samples", "mask_notes", "seconds"}...],
+        "failed": [{"image", "error"}...]}``, also written as ``summary.json`` in the common
+        output folder when there are several photos.
     """
     done: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
@@ -117,13 +169,16 @@ def reconstruct_all(
             result.save(item.out_dir, formats)
         except (ValueError, OSError, RuntimeError) as err:
             failed.append({"image": str(item.image), "error": str(err)})
-            bar.write(f"skipped {item.image}: {err}")
+            if len(items) > 1:
+                bar.write(f"skipped {item.image}: {err}")
         else:
             done.append(
                 {
                     "image": str(item.image),
                     "out_dir": str(item.out_dir),
                     "metrics": result.metrics,
+                    "n_samples": result.n_samples,
+                    "mask_notes": list(result.mask_notes),
                     "seconds": result.timings["total"],
                 }
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -22,8 +23,38 @@ from pathlib import Path
 from d3dface.diversity import DiversitySettings
 from d3dface.fitting import DEFAULT_ITERATIONS as DEFAULT_FIT_ITERATIONS
 from d3dface.hub import CHECKPOINTS_DIR
+from d3dface.pipeline import MASK_METHODS
 
 DEFAULT_FACE_MODEL = CHECKPOINTS_DIR / "face_model"
+
+
+def _check_out_folder(out: Path) -> None:
+    """Refuse, before any work, an ``--out`` that is a file or lies where nothing may be
+    written (the folder itself is made later, by the command that writes into it).
+
+    Raises:
+        ValueError: ``out`` or the nearest existing folder above it is not a writable folder.
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out '{out}' is a file; give a folder (it is made if missing)")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"--out '{out}' lies inside '{existing}', which is a file; give a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"cannot write into '{existing}' (no permission, or a read-only disk); "
+            "choose another --out folder"
+        )
+
+
+def _non_negative_int(text: str) -> int:
+    """argparse type: a whole number, 0 or more."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -82,6 +113,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from d3dface.imageio import load_image
     from d3dface.perception.occlusion_mask import load_mask
 
+    _check_out_folder(args.out)
     photo = load_image(args.image)
     mask = None if args.mask is None else load_mask(args.mask, photo.shape)
     model = FaceModel.from_pretrained(args.model)
@@ -112,6 +144,7 @@ def _cmd_mask(args: argparse.Namespace) -> int:
     from d3dface.perception.mask_overlay import draw_mask_overlay
     from d3dface.perception.occlusion import segment_occlusion
 
+    _check_out_folder(args.out)
     photo = load_image(args.image)
     model = FaceModel.from_pretrained(args.model)
     found = segment_occlusion(photo, model, method=args.method, face_index=args.face_index)
@@ -132,11 +165,21 @@ def _cmd_mask(args: argparse.Namespace) -> int:
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from d3dface.batch import list_inputs, reconstruct_all
-    from d3dface.diversity import DiversitySettings
+    from d3dface.fitting import FitSettings
     from d3dface.pipeline import Diverse3DFace
+    from d3dface.result_files import mesh_suffixes
 
+    # every option is checked before the models load and any photo runs
     DiversitySettings(n_samples=args.n, k=args.k, n_sigma=args.n_sigma, seed=args.seed)
-    items = list_inputs(args.image, args.mask, args.out)
+    if args.iterations is not None:
+        DiversitySettings(iterations=args.iterations)
+    if args.fit_iterations is not None:
+        FitSettings(iterations=args.fit_iterations)
+    formats = mesh_suffixes(args.formats)
+    _check_out_folder(args.out)
+    inputs = list_inputs(args.image, args.mask, args.out)
+    for note in inputs.ignored:
+        print(f"ignored {note}", file=sys.stderr)
     pipeline = Diverse3DFace.from_pretrained(args.model, device=args.device)
     options = {
         "n": args.n,
@@ -148,20 +191,36 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         "face_index": args.face_index,
         "mask_method": args.mask_method,
     }
-    formats = tuple(name.strip() for name in args.formats.split(",") if name.strip())
-    summary = reconstruct_all(pipeline, items, options, formats, show_progress=not args.quiet)
+    summary = reconstruct_all(
+        pipeline, inputs.items, options, formats, show_progress=not args.quiet
+    )
     for entry in summary["done"]:
-        metrics = entry["metrics"]
-        figures = (
-            f"ASD-V {metrics['asd_v_mm']:.2f} mm, ASD-O {metrics['asd_o_mm']:.2f} mm, "
-            f"ratio {metrics['asd_ratio']:.1f}"
-            if metrics
-            else "no diversity metrics (one sample, or nothing occluded)"
+        print(
+            f"{entry['image']} -> {entry['out_dir']}: {_figures(entry)}, {entry['seconds']:.1f} s"
         )
-        print(f"{entry['image']} -> {entry['out_dir']}: {figures}, {entry['seconds']:.1f} s")
+        for note in entry["mask_notes"]:
+            print(f"note: {entry['image']}: {note}")
     for entry in summary["failed"]:
         print(f"error: {entry['image']}: {entry['error']}", file=sys.stderr)
-    return 1 if summary["failed"] else 0
+    if not summary["failed"]:
+        return 0
+    return 1 if len(inputs.items) > 1 else 2  # a folder with failures; one bad photo
+
+
+def _figures(entry: dict) -> str:
+    """A finished photo's metrics in words (``reconstruct_all``'s ``done`` entry)."""
+    metrics = entry["metrics"]
+    if metrics:
+        return (
+            f"ASD-V {metrics['asd_v_mm']:.2f} mm, ASD-O {metrics['asd_o_mm']:.2f} mm, "
+            f"ratio {metrics['asd_ratio']:.1f}"
+        )
+    if entry["n_samples"] == 1:
+        return "one sample, so no diversity metrics"
+    return (
+        "nothing was hidden, so the samples are alike and have no diversity metrics; "
+        "give --mask (white = hidden) to name what covers the face"
+    )
 
 
 def _cmd_push_to_hub(args: argparse.Namespace) -> int:
@@ -211,7 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--mask", type=Path, help="occlusion mask image of the photo's size (white = hidden)"
     )
-    fit.add_argument("--face-index", type=int, default=0, help="0 = the largest face (default)")
+    fit.add_argument(
+        "--face-index", type=_non_negative_int, default=0, help="0 = the largest face (default)"
+    )
     fit.add_argument(
         "--iterations", type=int, help="non-rigid iterations (default: FitSettings' default)"
     )
@@ -229,7 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="facexlib's face parser (optional extra) or the model-based segmentation; "
         "auto: facexlib where it runs, else the model (default)",
     )
-    mask.add_argument("--face-index", type=int, default=0, help="0 = the largest face (default)")
+    mask.add_argument(
+        "--face-index", type=_non_negative_int, default=0, help="0 = the largest face (default)"
+    )
     mask.add_argument("--out", required=True, type=Path, help="output directory")
     _add_face_model_option(mask)
     mask.set_defaults(run=_cmd_mask)
@@ -263,11 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help=f"stage-1 fitting iterations (default: {DEFAULT_FIT_ITERATIONS})",
     )
-    recon.add_argument("--face-index", type=int, default=0, help="0 = the largest face")
+    recon.add_argument(
+        "--face-index", type=_non_negative_int, default=0, help="0 = the largest face"
+    )
     recon.add_argument(
         "--mask-method",
         default="auto",
-        choices=["auto", "model", "facexlib", "none"],
+        choices=MASK_METHODS,
         help="automatic mask method when --mask is not given (default auto)",
     )
     recon.add_argument(
@@ -326,6 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # writing failed part-way (disk full, folder removed, ...)
+        print(f"error: could not write a file: {err}; check --out and free space", file=sys.stderr)
         return 2
 
 

@@ -100,6 +100,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from numbers import Integral
 from typing import Literal
 
 import cv2
@@ -215,8 +216,8 @@ class FitSettings:
     hull_margin: float | None = 0.1
 
     def __post_init__(self) -> None:
-        if self.iterations < 0:
-            raise ValueError(f"iterations must be 0 or more, got {self.iterations}")
+        if not isinstance(self.iterations, Integral) or self.iterations < 0:
+            raise ValueError(f"iterations must be a whole number >= 0, got {self.iterations!r}")
         if not 0.0 <= self.local_fraction <= 1.0:
             raise ValueError(f"local_fraction must be in [0, 1], got {self.local_fraction}")
         if self.optimizer not in ("adam", "sgd"):

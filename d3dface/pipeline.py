@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,11 @@ from d3dface.perception.landmarks import LandmarkDetector, detect_face
 from d3dface.perception.occlusion_mask import check_user_mask
 from d3dface.vae.model import MeshVAE
 
-__all__ = ["PIPELINE_KIND", "Diverse3DFace", "FaceResult", "ProgressCallback"]
+__all__ = ["MASK_METHODS", "PIPELINE_KIND", "Diverse3DFace", "FaceResult", "ProgressCallback"]
+
+MASK_METHODS = ("auto", "model", "facexlib", "none")
+"""How :meth:`Diverse3DFace.__call__` finds the mask when none is given (``"none"``: assume
+nothing is hidden)."""
 
 PIPELINE_KIND = "d3dface.pipeline"
 
@@ -71,7 +75,8 @@ class FaceResult:
     Attributes:
         photo: (H, W, 3) uint8 RGB, the photo as loaded (EXIF rotation applied).
         mask: (H, W) bool, True where the face is hidden. mask_source: ``"user"``,
-            ``"none"`` (no occlusion assumed) or the automatic method's name.
+            ``"none"`` (no occlusion assumed) or the automatic method's name. mask_notes: the
+            automatic segmentation's remarks for the user (nothing found hidden, a fallback).
         fit: the stage-1 fit (its ``visibility`` classes the vertices).
         target: the vertex sets and view stage 2 used.
         samples: (N, V, 3) the completions, model space, metres.
@@ -88,6 +93,7 @@ class FaceResult:
     photo: np.ndarray
     mask: np.ndarray
     mask_source: str
+    mask_notes: tuple[str, ...]
     fit: FitResult
     target: CompletionTarget
     samples: Tensor
@@ -113,8 +119,11 @@ class FaceResult:
         codes = self.codes[first].to(device), self.codes[second].to(device)
         return interpolate(self.space, *codes, alpha).cpu()
 
-    def save(self, out_dir: str | Path, formats: tuple[str, ...] = ("glb", "ply")) -> list[Path]:
-        """Write the result's files (see :func:`d3dface.result_files.write_result`)."""
+    def save(
+        self, out_dir: str | Path, formats: str | Sequence[str] = ("glb", "ply")
+    ) -> list[Path]:
+        """Write the result's files (see :func:`d3dface.result_files.write_result`); ``formats``
+        ``"glb,ply,obj"`` or a sequence of such names."""
         from d3dface.result_files import write_result
 
         return write_result(self, out_dir, formats)
@@ -216,7 +225,7 @@ class Diverse3DFace:
     def __call__(
         self,
         image: ImageSource,
-        mask: np.ndarray | str | Path | None = None,
+        mask: np.ndarray | str | Path | bytes | None = None,
         n: int = 8,
         k: float = 0.5,
         n_sigma: float = 3.0,
@@ -232,15 +241,15 @@ class Diverse3DFace:
         Args:
             image: a path, bytes, PIL image or (H, W[, C]) array (see
                 :func:`d3dface.imageio.load_image`).
-            mask: the occlusion mask, (H, W) array (nonzero = hidden) or an image file of
-                the photo's size (white = hidden); None finds it automatically.
+            mask: the occlusion mask, (H, W) array (nonzero = hidden) or an image file (path
+                or bytes) of the photo's size (white = hidden); None finds it automatically.
             n: number of completions (1-64). k, n_sigma: DPP settings (see
                 :class:`~d3dface.diversity.DiversitySettings`). seed: seeds every random step.
             iterations: diversity iterations (default: DiversitySettings').
             fit_iterations: stage-1 iterations (default: the pipeline's fit settings').
             face_index: which face (0 = the largest).
-            mask_method: the automatic segmentation's method when ``mask`` is None
-                (``"auto"``, ``"model"``, ``"facexlib"``, or ``"none"`` to assume nothing hidden).
+            mask_method: the automatic segmentation's method when ``mask`` is None, one of
+                :data:`MASK_METHODS` (``"none"``: assume nothing is hidden).
             progress: called with (fraction, stage description) as stages start.
 
         Raises:
@@ -250,6 +259,11 @@ class Diverse3DFace:
         settings = DiversitySettings(n_samples=n, k=k, n_sigma=n_sigma, seed=seed)
         if iterations is not None:
             settings = replace(settings, iterations=iterations)
+        fit_settings = self.fit_settings
+        if fit_iterations is not None:
+            fit_settings = replace(fit_settings, iterations=fit_iterations)
+        if mask_method not in MASK_METHODS:
+            raise ValueError(f"unknown mask_method {mask_method!r}; choose from {MASK_METHODS}")
         report = progress or (lambda fraction, text: None)
         timings: dict[str, float] = {}
         start = clock = time.perf_counter()
@@ -262,14 +276,11 @@ class Diverse3DFace:
 
         clock = time.perf_counter()
         report(_STAGE_SHARE["detect"], "finding the occluded part")
-        occlusion, source = self._occlusion(photo, user_mask, landmarks, mask_method)
+        occlusion, source, notes = self._occlusion(photo, user_mask, landmarks, mask_method)
         timings["mask"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
         report(_STAGE_SHARE["mask"], "fitting the 3D face to the visible part")
-        fit_settings = self.fit_settings
-        if fit_iterations is not None:
-            fit_settings = replace(fit_settings, iterations=fit_iterations)
         fit = fit_face(photo, self.face_model, occlusion, landmarks, settings=fit_settings)
         timings["fit"] = time.perf_counter() - clock
 
@@ -291,6 +302,7 @@ class Diverse3DFace:
             photo=photo,
             mask=occlusion,
             mask_source=source,
+            mask_notes=notes,
             fit=fit,
             target=target,
             samples=samples,
@@ -305,21 +317,23 @@ class Diverse3DFace:
         )
 
     @staticmethod
-    def _user_mask(mask: np.ndarray | str | Path | None, photo: np.ndarray) -> np.ndarray | None:
+    def _user_mask(
+        mask: np.ndarray | str | Path | bytes | None, photo: np.ndarray
+    ) -> np.ndarray | None:
         """The user's mask as (H, W) bool, or None (see :func:`check_user_mask`)."""
         return None if mask is None else check_user_mask(mask, photo.shape)
 
     def _occlusion(
         self, photo: np.ndarray, user_mask: np.ndarray | None, landmarks: Any, method: str
-    ) -> tuple[np.ndarray, str]:
-        """The occlusion mask (H, W) bool and where it came from."""
+    ) -> tuple[np.ndarray, str, tuple[str, ...]]:
+        """The occlusion mask (H, W) bool, where it came from and the segmentation's notes."""
         if user_mask is not None:
-            return user_mask, "user"
+            return user_mask, "user", ()
         if method == "none":
-            return np.zeros(photo.shape[:2], bool), "none"
+            return np.zeros(photo.shape[:2], bool), "none", ()
         from d3dface.perception.occlusion import segment_occlusion
 
         found = segment_occlusion(
             photo, self.face_model, landmarks=landmarks, method=method, detector=self.detector
         )
-        return found.mask, found.source
+        return found.mask, found.source, found.notes

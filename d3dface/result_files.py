@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,7 +37,7 @@ from d3dface.visibility import VISIBILITY_NAMES, visibility_colours
 if TYPE_CHECKING:
     from d3dface.pipeline import FaceResult
 
-__all__ = ["result_summary", "sample_mesh_path", "write_result"]
+__all__ = ["mesh_suffixes", "result_summary", "sample_mesh_path", "write_result"]
 
 _SAMPLE_STEM = re.compile(r"sample_\d+")
 """Stems of the sample meshes :func:`write_result` writes (:func:`sample_mesh_path`)."""
@@ -47,6 +48,23 @@ def sample_mesh_path(out_dir: Path, index: int, suffix: str) -> Path:
     return out_dir / f"sample_{index:02d}{suffix}"
 
 
+def mesh_suffixes(formats: str | Sequence[str]) -> list[str]:
+    """The file suffixes of mesh formats: ``"glb,ply"`` or ``("glb", ".PLY")`` -> ``[".glb",
+    ".ply"]``.
+
+    Raises:
+        ValueError: a format is unknown, or none is named.
+    """
+    names = formats.split(",") if isinstance(formats, str) else list(formats)
+    suffixes = [f".{name.strip().lower().lstrip('.')}" for name in names if name.strip()]
+    unknown = [suffix for suffix in suffixes if suffix not in MESH_FORMATS]
+    if unknown:
+        raise ValueError(f"unknown mesh format(s) {unknown}; choose from {MESH_FORMATS}")
+    if not suffixes:
+        raise ValueError(f"no mesh format given; choose one or more of {MESH_FORMATS}")
+    return list(dict.fromkeys(suffixes))
+
+
 def result_summary(result: FaceResult) -> dict:
     """JSON-ready figures of a result: metrics, timings, settings, vertex classes."""
     classes = np.bincount(result.fit.visibility, minlength=len(VISIBILITY_NAMES))
@@ -55,6 +73,7 @@ def result_summary(result: FaceResult) -> dict:
         "timings_s": result.timings,
         "settings": asdict(result.settings),
         "mask_source": result.mask_source,
+        "mask_notes": list(result.mask_notes),
         "occluded_pixel_fraction": round(float(result.mask.mean()), 4),
         "vertex_classes": {
             name: int(count) for name, count in zip(VISIBILITY_NAMES, classes, strict=True)
@@ -83,13 +102,13 @@ def _mean_over(values: Tensor, where: Tensor) -> float | None:
 
 
 def write_result(
-    result: FaceResult, out_dir: str | Path, formats: tuple[str, ...] = ("glb", "ply")
+    result: FaceResult, out_dir: str | Path, formats: str | Sequence[str] = ("glb", "ply")
 ) -> list[Path]:
-    """Write every file of ``result`` into ``out_dir`` (created); returns the paths."""
-    suffixes = [f".{name.lower().lstrip('.')}" for name in formats]
-    unknown = [suffix for suffix in suffixes if suffix not in MESH_FORMATS]
-    if unknown:
-        raise ValueError(f"unknown mesh format(s) {unknown}; choose from {MESH_FORMATS}")
+    """Write every file of ``result`` into ``out_dir`` (created); returns the paths.
+
+    ``formats``: the sample meshes' formats (see :func:`mesh_suffixes`).
+    """
+    suffixes = mesh_suffixes(formats)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_earlier_samples(out_dir)

@@ -117,10 +117,21 @@ def test_app_in_a_browser(app_url: str) -> None:
             number.press("Enter")
             page.locator("#preset").get_by_text("test", exact=False).click()
             page.get_by_role("button", name="Reconstruct").click()
+            progress_seen: list[str] = []
+            deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+            # the stages move the progress text (not only its first one)
+            while not progress_seen and time.monotonic() < deadline:
+                text = page.locator("#summary").inner_text()
+                if "%" in text and "loading the models" not in text:
+                    progress_seen.append(text)
+                elif "completions in" in text:
+                    break
+                page.wait_for_timeout(100)
             page.wait_for_function(
-                "document.querySelector('#summary').innerText.includes('completions')",
+                "document.querySelector('#summary').innerText.includes('completions in')",
                 timeout=RUN_TIMEOUT_MS,
             )
+            assert progress_seen, "the progress text never left its first stage"
             summary = page.locator("#summary").inner_text()
             assert "3 completions" in summary and "ASD-O" in summary
             assert _hidden_percent(summary) > automatic  # the painted stroke was used

@@ -72,6 +72,10 @@ def test_load_photo_scales_large_photos_and_rejects_non_images(tmp_path: Path) -
         logic.load_photo(str(text))
     with pytest.raises(ImageError, match="Upload a photo"):
         logic.load_photo(None)
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tiny)
+    with pytest.raises(ImageError, match=r"^'tiny.png' is only 8x8 pixels"):
+        logic.load_photo(str(tiny))  # the upload's name, not the server's path to its copy
 
 
 def test_editor_shows_the_mask_in_the_photo() -> None:
@@ -218,10 +222,25 @@ class FakePipeline:
         return FakeResult(kwargs["n"])
 
 
+class FalsyProgress:
+    """Records progress reports and, like a ``gr.Progress``, has a length of 0 (so it is
+    falsy) until a run fills it."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[float, str | None]] = []
+
+    def __len__(self) -> int:
+        return 0
+
+    def __call__(self, fraction: float, text: str | None = None) -> None:
+        self.reports.append((fraction, text))
+
+
 def test_reconstruct_writes_a_run_folder_zip_and_thumbnails(tmp_path: Path) -> None:
     store = logic.RunStore(tmp_path, capacity=2)
     pipeline = FakePipeline()
-    reports: list[tuple[float, str]] = []
+    progress = FalsyProgress()
+    reports = progress.reports
     settings = logic.validate_settings(3, 0.5, 3.0, "test", 1)
     mask = np.zeros((8, 8), bool)
     out = logic.reconstruct(
@@ -230,7 +249,7 @@ def test_reconstruct_writes_a_run_folder_zip_and_thumbnails(tmp_path: Path) -> N
         mask,
         settings,
         store,
-        lambda fraction, text=None: reports.append((fraction, text)),
+        progress,
     )
     assert pipeline.kwargs["mask"] is mask and pipeline.kwargs["n"] == 3
     assert pipeline.kwargs["iterations"] == logic.PRESETS["test"].iterations
@@ -291,5 +310,5 @@ def test_store_drops_old_runs_and_interpolates(tmp_path: Path) -> None:
 
 def test_summary_without_metrics_and_device_note() -> None:
     text = logic.summary_markdown({"settings": {"n_samples": 1}, "timings_s": {"total": 1.0}})
-    assert "1 completions" in text and "No diversity metrics" in text
+    assert "1 completion in" in text and "No diversity metrics" in text
     assert "CPU" in logic.device_note()

@@ -217,6 +217,8 @@ def test_model_space_keeps_expressions_in_range_and_starts_at_the_fit(
         ("n_sigma", -1.0, "n_sigma"),
         ("seed", -1, "seed"),
         ("iterations", -5, "iterations"),
+        ("n_samples", 2.5, "whole number"),
+        ("seed", 1.5, "whole number"),
     ],
 )
 def test_absurd_settings_are_refused_with_a_message(field: str, value: float, message: str) -> None:

@@ -165,15 +165,36 @@ def test_batch_folders_never_share_a_name(tmp_path: Path) -> None:
     for name in ("a.jpg", "a.png", "b.jpg", ".hidden.png"):
         (photos / name).write_bytes(b"")
     (masks / "a.png").write_bytes(b"")
-    items = list_inputs(photos, masks, tmp_path / "out")
+    items = list_inputs(photos, masks, tmp_path / "out").items
     assert [(item.image.name, item.out_dir.name) for item in items] == [
         ("a.jpg", "a_jpg"),
         ("a.png", "a_png"),
         ("b.jpg", "b"),
     ]
     assert [item.mask for item in items] == [masks / "a.png", masks / "a.png", None]
-    single = list_inputs(photos / "b.jpg", None, tmp_path / "out")
+    single = list_inputs(photos / "b.jpg", None, tmp_path / "out").items
     assert [item.out_dir for item in single] == [tmp_path / "out"]
+
+
+def test_batch_masks_may_lie_among_the_photos(tmp_path: Path) -> None:
+    for name in ("a.jpg", "a_mask.png", "b.png", "c.jpg", "c_mask.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    # the folder as its own mask folder: a_mask.png is a.jpg's mask, b.png is never its own
+    given = list_inputs(tmp_path, tmp_path, tmp_path / "out")
+    assert [(item.image.name, item.mask) for item in given.items] == [
+        ("a.jpg", tmp_path / "a_mask.png"),
+        ("b.png", None),
+        ("c.jpg", tmp_path / "c_mask.png"),
+    ]
+    assert [note.split(":")[0] for note in given.ignored] == ["notes.txt"]
+    # without --mask, files named as a photo's mask are left alone and the note says why
+    alone = list_inputs(tmp_path, None, tmp_path / "out")
+    assert [item.image.name for item in alone.items] == ["a.jpg", "b.png", "c.jpg"]
+    assert all(item.mask is None for item in alone.items)
+    notes = dict(note.split(": ", 1) for note in alone.ignored)
+    assert set(notes) == {"notes.txt", "a_mask.png", "c_mask.png"}
+    assert "mask of a.jpg" in notes["a_mask.png"] and "--mask" in notes["a_mask.png"]
+    assert "not a photo" in notes["notes.txt"]
 
 
 def test_reconstruct_cli_skips_a_bad_file_and_runs_the_rest(
@@ -185,13 +206,16 @@ def test_reconstruct_cli_skips_a_bad_file_and_runs_the_rest(
     masks.mkdir()
     (photos / "obama_mask.png").write_bytes(photo.read_bytes())
     (masks / "obama_mask.png").write_bytes(mask.read_bytes())
-    (photos / "notes.txt").write_text("not a photo")
+    (photos / "broken.jpg").write_text("not a photo")
+    (photos / "notes.txt").write_text("not a photo either, by its name")
     out = tmp_path / "out"
     args = ["reconstruct", str(photos), "--mask", str(masks), "-n", "2", "--quiet"]
     args += ["--iterations", "5", "--fit-iterations", "20", "--out", str(out)]
     assert main(args) == 1  # one file failed
     captured = capsys.readouterr()
-    assert "notes.txt" in captured.err and "not an image" in captured.err
+    assert "error: " in captured.err and "broken.jpg" in captured.err
+    assert "not an image" in captured.err
+    assert "ignored notes.txt: not a photo" in captured.err
     assert "ASD-V" in captured.out
     folder = out / "obama_mask"
     assert (folder / "sample_01.glb").is_file() and (folder / "grid.png").is_file()
@@ -206,9 +230,84 @@ def test_reconstruct_cli_reports_a_missing_input(
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--formats", "xyz"], "unknown mesh format"),
+        (["--formats", ","], "no mesh format given"),
+        (["--iterations", "-3"], "iterations must be"),
+        (["--fit-iterations", "-3"], "iterations must be"),
+        (["--out", "FILE"], "is a file; give a folder"),
+        (["--out", "FILE/inside"], "which is a file"),
+    ],
+)
+def test_reconstruct_cli_refuses_bad_options_before_any_work(
+    masked_photo: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    options: list[str],
+    message: str,
+) -> None:
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the models were loaded before the options were checked")
+
+    monkeypatch.setattr(Diverse3DFace, "from_pretrained", no_work)
+    photo, _ = masked_photo
+    existing = tmp_path / "existing.txt"
+    existing.write_text("the user's file")
+    options = [option.replace("FILE", str(existing)) for option in options]
+    if "--out" not in options:
+        options += ["--out", str(tmp_path / "out")]
+    assert main(["reconstruct", str(photo), "--quiet", *options]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+    assert existing.read_text() == "the user's file" and not (tmp_path / "out").exists()
+
+
+def test_reconstruct_cli_one_bad_photo_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not a photo")
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(broken), "--quiet", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "not an image file" in error
+
+
 def test_fit_settings_reach_the_fit(masked_photo: tuple[Path, Path]) -> None:
     photo, mask = masked_photo
     quick = Diverse3DFace.from_pretrained()
     quick.fit_settings = FitSettings(iterations=10, use_photometric=False)
     result = quick(photo, mask=mask, n=2, iterations=2)
     assert result.fit.settings.iterations == 10
+
+
+def test_reconstruct_cli_passes_on_what_the_mask_step_noticed(
+    masked_photo: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo, _ = masked_photo
+    quick = ["-n", "2", "--iterations", "2", "--fit-iterations", "10", "--quiet"]
+    assert main(["reconstruct", str(photo), *quick, "--out", str(tmp_path / "auto")]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((tmp_path / "auto" / "metrics.json").read_text())
+    assert summary["mask_source"] != "user"
+    for note in summary["mask_notes"]:
+        assert f"note: {photo}: {note}" in printed
+    assert (
+        main(
+            [
+                "reconstruct",
+                str(photo),
+                *quick,
+                "--mask-method",
+                "none",
+                "--out",
+                str(tmp_path / "no"),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "nothing was hidden" in printed and "give --mask" in printed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,11 @@ def check_mask(mask: np.ndarray, photo_shape: tuple[int, ...]) -> np.ndarray:
     """
     mask = np.asarray(mask)
     height, width = photo_shape[:2]
+    if mask.ndim == 3:
+        raise ValueError(
+            f"the occlusion mask must be a 2-D (H, W) array, got shape {mask.shape}: pass one "
+            "channel of a colour mask (e.g. mask[..., 0]), or its image file"
+        )
     if mask.ndim != 2:
         raise ValueError(f"the occlusion mask must be a 2-D (H, W) array, got shape {mask.shape}")
     if mask.dtype != bool and not np.issubdtype(mask.dtype, np.number):
@@ -41,8 +47,11 @@ def check_mask(mask: np.ndarray, photo_shape: tuple[int, ...]) -> np.ndarray:
     return mask != 0
 
 
-def check_user_mask(mask: np.ndarray | str | Path, photo_shape: tuple[int, ...]) -> np.ndarray:
-    """A user's mask (an ``(H, W)`` array or an image file) validated for fitting.
+def check_user_mask(
+    mask: np.ndarray | str | Path | bytes, photo_shape: tuple[int, ...]
+) -> np.ndarray:
+    """A user's mask (an ``(H, W)`` array, or an image file's path or bytes) validated for
+    fitting.
 
     As :func:`check_mask` (files: :func:`load_mask`), and a mask that hides every pixel is
     refused: the face would be entirely hidden, leaving nothing to fit.
@@ -56,7 +65,7 @@ def check_user_mask(mask: np.ndarray | str | Path, photo_shape: tuple[int, ...])
     """
     hidden = (
         load_mask(mask, photo_shape)
-        if isinstance(mask, str | Path)
+        if isinstance(mask, str | Path | bytes)
         else check_mask(mask, photo_shape)
     )
     if hidden.all():
@@ -67,22 +76,29 @@ def check_user_mask(mask: np.ndarray | str | Path, photo_shape: tuple[int, ...])
     return hidden
 
 
-def load_mask(path: str | Path, photo_shape: tuple[int, ...]) -> np.ndarray:
+def load_mask(source: str | Path | bytes, photo_shape: tuple[int, ...]) -> np.ndarray:
     """Read a mask image (PNG etc.; white or any bright pixel = occluded) for a photo.
 
-    The EXIF orientation is applied as for photos; colour masks are converted to grey and
-    thresholded at 128; transparency is ignored. Returns ``(H, W)`` bool.
+    ``source`` is the image file's path or its bytes. The EXIF orientation is applied as for
+    photos; colour masks are converted to grey and thresholded at 128; transparency is
+    ignored. Returns ``(H, W)`` bool.
 
     Raises:
         ImageError: the file is missing or not an image.
         ValueError: its size differs from the photo's.
     """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ImageError(f"Mask file '{path}' does not exist; check the path.")
+    if isinstance(source, bytes):
+        opened, label = io.BytesIO(source), "The mask data"
+    else:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            raise ImageError(f"Mask '{path}' is a folder; give the mask's image file.")
+        if not path.is_file():
+            raise ImageError(f"Mask file '{path}' does not exist; check the path.")
+        opened, label = path, f"'{path}'"
     try:
-        with Image.open(path) as image:
+        with Image.open(opened) as image:
             grey = np.asarray(ImageOps.exif_transpose(image).convert("L"))
     except (OSError, ValueError) as exc:
-        raise ImageError(f"'{path}' is not an image file (could not decode it as a mask).") from exc
+        raise ImageError(f"{label} is not an image file (could not decode it as a mask).") from exc
     return check_mask(grey >= 128, photo_shape)

@@ -381,6 +381,9 @@ def _grabcut(
     image = appearance * np.array(settings.grabcut_scale) + 128.0
     image = np.clip(image, 0, 255).astype(np.uint8)
     models = (np.zeros((1, 65)), np.zeros((1, 65)))
+    # GrabCut seeds its colour models with k-means on OpenCV's random stream (per thread):
+    # reseeded on every call, the same photo gives the same mask whatever ran before.
+    cv2.setRNGSeed(0)
     cv2.grabCut(image, labels, None, *models, settings.grabcut_iterations, cv2.GC_INIT_WITH_MASK)
     return inside & ((labels == cv2.GC_BGD) | (labels == cv2.GC_PR_BGD))
 

@@ -1,0 +1,54 @@
+"""The app's mask events (space_app): example masks, mask files before and after the photo."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import space_app
+from d3dface import app_logic as logic
+
+EXAMPLE = space_app.EXAMPLES / "obama_face_mask.jpg"
+EXAMPLE_MASK = space_app.EXAMPLES / "obama_face_mask_mask.png"
+
+
+def test_an_example_photo_gets_its_shipped_mask(tmp_path: Path) -> None:
+    copy = tmp_path / EXAMPLE.name  # Gradio hands over a copy under the same name
+    shutil.copy(EXAMPLE, copy)
+    assert space_app.example_mask(str(copy)) == EXAMPLE_MASK
+    assert space_app.example_mask(str(tmp_path / "holiday.jpg")) is None
+    editor, kept, status, _ = space_app.on_photo(str(copy), None)
+    shipped = logic.load_mask_file(EXAMPLE_MASK, logic.load_photo(str(copy)).shape)
+    np.testing.assert_array_equal(kept, shipped)
+    assert status.startswith("**Mask of the example**") and "% of the photo hidden" in status
+    assert editor["background"].shape[:2] == shipped.shape
+
+
+def test_a_mask_file_given_before_the_photo_is_used_when_it_fits(tmp_path: Path) -> None:
+    waiting = space_app.on_mask_file(None, str(EXAMPLE_MASK))
+    assert "used when you upload its photo" in waiting[2]
+    photo = tmp_path / "mine.jpg"  # not named like an example
+    shutil.copy(EXAMPLE, photo)
+    _, kept, status, _ = space_app.on_photo(str(photo), str(EXAMPLE_MASK))
+    assert status.startswith("**Mask from your file:**")
+    assert kept.sum() == logic.load_mask_file(EXAMPLE_MASK, kept.shape).sum()
+
+
+@pytest.mark.parametrize("bad", ["small", "text"])
+def test_a_mask_file_that_does_not_fit_is_refused_and_cleared(tmp_path: Path, bad: str) -> None:
+    mask = tmp_path / "mask.png"
+    if bad == "small":
+        Image.fromarray(np.zeros((30, 30), np.uint8)).save(mask)
+    else:
+        mask.write_text("not a picture")
+    with pytest.warns(UserWarning, match="mask file"):  # gr.Warning outside an event
+        _, _, status, file_update = space_app.on_mask_file(str(EXAMPLE), str(mask))
+    assert status.startswith("**Your mask file was not used:**") and file_update is None
+    # the photo's example mask is shown instead of the refused file, which is cleared
+    _, kept, status, file_update = space_app.on_photo(str(EXAMPLE), str(mask))
+    assert "Your mask file was not used" in status and "Mask of the example" in status
+    assert file_update is None and kept.any()
