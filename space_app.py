@@ -150,13 +150,9 @@ def on_photo(
     refused = ""
     if mask_file:
         try:
-            mask = logic.load_mask_file(mask_file, image.shape)
+            return *show_mask_file(image, mask_file), gr.skip()
         except ValueError as exc:  # includes ImageError
-            refused = f"**Your mask file was not used:** {exc}\n\n"
-        else:
-            share = 100 * mask.mean()
-            status = f"**Mask from your file:** {share:.1f}% of the photo hidden. {MASK_CHECK}"
-            return *show_mask(image, mask), status, gr.skip()
+            refused = f"{refused_file(exc)}\n\n"
     file_update = None if refused else gr.skip()  # a refused file is cleared
     shipped = example_mask(photo)
     if shipped is not None:
@@ -206,13 +202,27 @@ def on_mask_file(photo: str | None, mask_file: str | None) -> tuple[Any, Any, st
     with user_errors():
         image = logic.load_photo(photo)
     try:
-        mask = logic.load_mask_file(mask_file, image.shape)
+        return *show_mask_file(image, mask_file), gr.skip()
     except ValueError as exc:  # includes ImageError
         gr.Warning(str(exc), title="Mask file not used")
-        return gr.skip(), gr.skip(), f"**Your mask file was not used:** {exc}", None
+        return gr.skip(), gr.skip(), refused_file(exc), None
+
+
+def show_mask_file(image: Any, mask_file: str) -> tuple[dict[str, Any], Any, str]:
+    """The user's mask file over the loaded photo: editor value, kept mask, status.
+
+    Raises:
+        ValueError (ImageError): the file is not an image or does not fit the photo.
+    """
+    mask = logic.load_mask_file(mask_file, image.shape)
     share = 100 * mask.mean()
     status = f"**Mask from your file:** {share:.1f}% of the photo hidden. {MASK_CHECK}"
-    return *show_mask(image, mask), status, gr.skip()
+    return *show_mask(image, mask), status
+
+
+def refused_file(error: Exception) -> str:
+    """The status line of a mask file that was not used, and why."""
+    return f"**Your mask file was not used:** {error}"
 
 
 def on_clear_mask(photo: str | None) -> tuple[Any, Any, str]:

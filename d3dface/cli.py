@@ -23,7 +23,7 @@ from pathlib import Path
 from d3dface.diversity import DiversitySettings
 from d3dface.fitting import DEFAULT_ITERATIONS as DEFAULT_FIT_ITERATIONS
 from d3dface.hub import CHECKPOINTS_DIR
-from d3dface.pipeline import MASK_METHODS
+from d3dface.pipeline import MASK_METHODS, Diverse3DFace, run_settings
 
 DEFAULT_FACE_MODEL = CHECKPOINTS_DIR / "face_model"
 
@@ -165,22 +165,8 @@ def _cmd_mask(args: argparse.Namespace) -> int:
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from d3dface.batch import list_inputs, reconstruct_all
-    from d3dface.fitting import FitSettings
-    from d3dface.pipeline import Diverse3DFace
     from d3dface.result_files import mesh_suffixes
 
-    # every option is checked before the models load and any photo runs
-    DiversitySettings(n_samples=args.n, k=args.k, n_sigma=args.n_sigma, seed=args.seed)
-    if args.iterations is not None:
-        DiversitySettings(iterations=args.iterations)
-    if args.fit_iterations is not None:
-        FitSettings(iterations=args.fit_iterations)
-    formats = mesh_suffixes(args.formats)
-    _check_out_folder(args.out)
-    inputs = list_inputs(args.image, args.mask, args.out)
-    for note in inputs.ignored:
-        print(f"ignored {note}", file=sys.stderr)
-    pipeline = Diverse3DFace.from_pretrained(args.model, device=args.device)
     options = {
         "n": args.n,
         "k": args.k,
@@ -191,6 +177,22 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         "face_index": args.face_index,
         "mask_method": args.mask_method,
     }
+    # every option is checked before the models load and any photo runs
+    run_settings(
+        args.n,
+        args.k,
+        args.n_sigma,
+        args.seed,
+        args.iterations,
+        args.fit_iterations,
+        args.mask_method,
+    )
+    formats = mesh_suffixes(args.formats)
+    _check_out_folder(args.out)
+    inputs = list_inputs(args.image, args.mask, args.out)
+    for note in inputs.ignored:
+        print(f"ignored {note}", file=sys.stderr)
+    pipeline = Diverse3DFace.from_pretrained(args.model, device=args.device)
     summary = reconstruct_all(
         pipeline, inputs.items, options, formats, show_progress=not args.quiet
     )

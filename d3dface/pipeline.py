@@ -53,7 +53,14 @@ from d3dface.perception.landmarks import LandmarkDetector, detect_face
 from d3dface.perception.occlusion_mask import check_user_mask
 from d3dface.vae.model import MeshVAE
 
-__all__ = ["MASK_METHODS", "PIPELINE_KIND", "Diverse3DFace", "FaceResult", "ProgressCallback"]
+__all__ = [
+    "MASK_METHODS",
+    "PIPELINE_KIND",
+    "Diverse3DFace",
+    "FaceResult",
+    "ProgressCallback",
+    "run_settings",
+]
 
 MASK_METHODS = ("auto", "model", "facexlib", "none")
 """How :meth:`Diverse3DFace.__call__` finds the mask when none is given (``"none"``: assume
@@ -127,6 +134,34 @@ class FaceResult:
         from d3dface.result_files import write_result
 
         return write_result(self, out_dir, formats)
+
+
+def run_settings(
+    n: int,
+    k: float,
+    n_sigma: float,
+    seed: int,
+    iterations: int | None = None,
+    fit_iterations: int | None = None,
+    mask_method: str = "auto",
+    fit_settings: FitSettings | None = None,
+) -> tuple[DiversitySettings, FitSettings]:
+    """The settings of one :meth:`Diverse3DFace.__call__`, checked (nothing runs): its options
+    over the defaults (``fit_settings``: the pipeline's; default ``FitSettings()``).
+
+    Raises:
+        ValueError: an option is out of range or not a whole number where it must be, or
+            ``mask_method`` is not one of :data:`MASK_METHODS`.
+    """
+    settings = DiversitySettings(n_samples=n, k=k, n_sigma=n_sigma, seed=seed)
+    if iterations is not None:
+        settings = replace(settings, iterations=iterations)
+    fit_settings = FitSettings() if fit_settings is None else fit_settings
+    if fit_iterations is not None:
+        fit_settings = replace(fit_settings, iterations=fit_iterations)
+    if mask_method not in MASK_METHODS:
+        raise ValueError(f"unknown mask_method {mask_method!r}; choose from {MASK_METHODS}")
+    return settings, fit_settings
 
 
 def _available(device: str | torch.device) -> torch.device:
@@ -256,15 +291,11 @@ class Diverse3DFace:
             ImageError / NoFaceError (ValueError): bad image, no face; ValueError: bad
             settings or mask.
         """
-        settings = DiversitySettings(n_samples=n, k=k, n_sigma=n_sigma, seed=seed)
-        if iterations is not None:
-            settings = replace(settings, iterations=iterations)
-        fit_settings = self.fit_settings
-        if fit_iterations is not None:
-            fit_settings = replace(fit_settings, iterations=fit_iterations)
-        if mask_method not in MASK_METHODS:
-            raise ValueError(f"unknown mask_method {mask_method!r}; choose from {MASK_METHODS}")
-        report = progress or (lambda fraction, text: None)
+        settings, fit_settings = run_settings(
+            n, k, n_sigma, seed, iterations, fit_iterations, mask_method, self.fit_settings
+        )
+        # not ``progress or ...``: a gr.Progress is falsy (it has a length, 0 before a run)
+        report = progress if progress is not None else (lambda fraction, text: None)
         timings: dict[str, float] = {}
         start = clock = time.perf_counter()
 

@@ -19,6 +19,7 @@ from d3dface.fitting import FitSettings
 from d3dface.hub import WeightsError
 from d3dface.imageio import load_image
 from d3dface.perception.landmarks import detect_face
+from d3dface.pipeline import run_settings
 
 TEST_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "test_images"
 FAST = {"iterations": 8, "fit_iterations": 30}
@@ -311,3 +312,13 @@ def test_reconstruct_cli_passes_on_what_the_mask_step_noticed(
     )
     printed = capsys.readouterr().out
     assert "nothing was hidden" in printed and "give --mask" in printed
+
+
+def test_run_settings_checks_every_option_without_running() -> None:
+    settings, fit = run_settings(3, 0.5, 3.0, 7, iterations=5, fit_iterations=11)
+    assert (settings.n_samples, settings.seed, settings.iterations) == (3, 7, 5)
+    assert fit.iterations == 11
+    with pytest.raises(ValueError, match=r"unknown mask_method 'bogus'.*'none'"):
+        run_settings(3, 0.5, 3.0, 0, mask_method="bogus")
+    with pytest.raises(ValueError, match="iterations must be"):
+        run_settings(3, 0.5, 3.0, 0, fit_iterations=-1)
