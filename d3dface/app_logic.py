@@ -38,9 +38,10 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from d3dface.imageio import ImageError, ImageSource, downscale_to, load_image
+from d3dface.perception.occlusion_mask import read_mask_image
 from d3dface.result_files import sample_mesh_path
 
 if TYPE_CHECKING:
@@ -214,11 +215,16 @@ def load_photo(source: ImageSource | None) -> np.ndarray:
         raise ImageError("Upload a photo of a face first (or click one of the examples).")
     try:
         photo = load_image(source)
-    except ImageError as exc:  # name the upload, not the server's copy of it
+    except ImageError as exc:
         if isinstance(source, str | Path):
-            raise ImageError(str(exc).replace(str(source), Path(source).name)) from exc
+            raise _naming_the_upload(exc, source) from exc
         raise
     return np.ascontiguousarray(downscale_to(photo, MAX_PHOTO_SIDE)[0])
+
+
+def _naming_the_upload(error: ImageError, path: str | Path) -> ImageError:
+    """``error`` naming the uploaded file by its name instead of the server's copy's path."""
+    return ImageError(str(error).replace(str(Path(path)), Path(path).name))
 
 
 def sentence(text: str) -> str:
@@ -323,16 +329,14 @@ def load_mask_file(path: str | Path, shape: tuple[int, ...]) -> np.ndarray:
     A mask of the original, larger photo is scaled down with it (same aspect ratio).
 
     Raises:
-        ImageError: not an image. ValueError: a different shape from the photo.
+        ImageError: not an image (the message names the upload, not the server's copy).
+        ValueError: a different shape from the photo.
     """
     try:
-        with Image.open(path) as image:
-            grey = np.asarray(ImageOps.exif_transpose(image).convert("L"))
-    except (OSError, ValueError) as exc:
-        raise ImageError(
-            f"The mask file '{Path(path).name}' is not an image; use a PNG, white where hidden."
-        ) from exc
-    return _fit_to(grey >= 128, shape, "mask file")
+        hidden = read_mask_image(path)
+    except ImageError as exc:
+        raise _naming_the_upload(exc, path) from exc
+    return _fit_to(hidden, shape, "mask file")
 
 
 def automatic_mask(

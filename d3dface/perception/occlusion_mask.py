@@ -10,7 +10,7 @@ from PIL import Image, ImageOps
 
 from d3dface.imageio import ImageError
 
-__all__ = ["check_mask", "check_user_mask", "load_mask"]
+__all__ = ["check_mask", "check_user_mask", "load_mask", "read_mask_image"]
 
 
 def check_mask(mask: np.ndarray, photo_shape: tuple[int, ...]) -> np.ndarray:
@@ -77,15 +77,29 @@ def check_user_mask(
 
 
 def load_mask(source: str | Path | bytes, photo_shape: tuple[int, ...]) -> np.ndarray:
-    """Read a mask image (PNG etc.; white or any bright pixel = occluded) for a photo.
+    """Read a mask image (see :func:`read_mask_image`) for a photo of ``photo_shape``.
 
-    ``source`` is the image file's path or its bytes. The EXIF orientation is applied as for
-    photos; colour masks are converted to grey and thresholded at 128; transparency is
-    ignored. Returns ``(H, W)`` bool.
+    Returns ``(H, W)`` bool, True = hidden.
 
     Raises:
         ImageError: the file is missing or not an image.
         ValueError: its size differs from the photo's.
+    """
+    return check_mask(read_mask_image(source), photo_shape)
+
+
+def read_mask_image(source: str | Path | bytes) -> np.ndarray:
+    """Decode a mask image (PNG etc.; white or any bright pixel = occluded) at its own size.
+
+    ``source`` is the image file's path or its bytes. The EXIF orientation is applied as for
+    photos; colour masks are converted to grey and thresholded at 128; transparency is
+    ignored.
+
+    Returns:
+        ``(h, w)`` bool, True = hidden, the image's own size (not checked against a photo).
+
+    Raises:
+        ImageError: the file is missing, a folder, or not an image (the message says which).
     """
     if isinstance(source, bytes):
         opened, label = io.BytesIO(source), "The mask data"
@@ -95,10 +109,13 @@ def load_mask(source: str | Path | bytes, photo_shape: tuple[int, ...]) -> np.nd
             raise ImageError(f"Mask '{path}' is a folder; give the mask's image file.")
         if not path.is_file():
             raise ImageError(f"Mask file '{path}' does not exist; check the path.")
-        opened, label = path, f"'{path}'"
+        opened, label = path, f"The mask file '{path}'"
     try:
         with Image.open(opened) as image:
             grey = np.asarray(ImageOps.exif_transpose(image).convert("L"))
     except (OSError, ValueError) as exc:
-        raise ImageError(f"{label} is not an image file (could not decode it as a mask).") from exc
-    return check_mask(grey >= 128, photo_shape)
+        raise ImageError(
+            f"{label} is not an image file (could not decode it as a mask); use a PNG, white "
+            "where the face is hidden."
+        ) from exc
+    return grey >= 128
