@@ -258,6 +258,11 @@ def test_model_segmentation_on_a_render_with_a_face_mask(
     # the same process, after other work, finds the same mask
     again = segment_occlusion(occluded, model, method="model", detector=detector)
     np.testing.assert_array_equal(again.mask, found.mask)
+    assert not any("no colour" in note for note in found.notes)
+    # a grey photo is segmented too, with a note that colour, its main cue, is missing
+    grey = np.repeat(occluded.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    found_grey = segment_occlusion(grey, model, method="model", detector=detector)
+    assert any("no colour" in note for note in found_grey.notes)
 
 
 # ---------------------------------------------------------------------- drawn occluders

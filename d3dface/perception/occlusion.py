@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from d3dface.facemodel.model import FaceModel
@@ -49,6 +50,9 @@ METHODS = ("auto", "model", "facexlib", "user")
 """Accepted values of ``segment_occlusion(method=...)``."""
 
 _MODEL_SETTINGS = ModelSegmentationSettings()
+
+_GREY_CHROMA_SD = 1.0
+"""Standard deviation of a* and b* (Lab) over the face below which a photo counts as grey."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,9 +174,23 @@ def _found_mask(
             found = segment_with_facexlib(layout, photo, parser)
             return layout.to_photo(found, guide=photo), "facexlib"
     settings = _MODEL_SETTINGS
+    if _lacks_colour(layout):
+        notes.append(
+            "the photo has no colour, and the automatic mask tells an occluder from skin mostly "
+            "by colour, so it may miss some: check the mask and paint what it missed, or give a "
+            "mask file"
+        )
     found = segment_with_model(layout, settings)
     mask = layout.to_photo(found, guide=photo, radius=settings.snap_radius, eps=settings.snap_eps)
     return mask, "model"
+
+
+def _lacks_colour(layout: FaceLayout) -> bool:
+    """True when the face's pixels are grey: their chroma (Lab a*, b*) varies by less than
+    :data:`_GREY_CHROMA_SD` (a colour face varies by 3 or more, skin alone)."""
+    pixels = layout.crop.image[layout.footprint]  # (P, 3) RGB in [0, 1]
+    chroma = cv2.cvtColor(pixels[None], cv2.COLOR_RGB2LAB)[0, :, 1:]
+    return bool(chroma.std(axis=0).max() < _GREY_CHROMA_SD)
 
 
 def _facexlib_absence(error: FacexlibUnavailableError) -> str:
