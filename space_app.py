@@ -135,22 +135,35 @@ def example_mask(photo: str) -> Path | None:
 MASK_CHECK = "Check it: paint red where the face is hidden, green where it is visible."
 
 
+def photo_copies() -> Path:
+    """The folder of the PNG copies of photos the browser cannot show (in the app's
+    temporary folder)."""
+    return STORE.root / "photos"
+
+
 def on_photo(
     photo: str | None,
     mask_file: str | None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008
-) -> tuple[Any, Any, str, Any]:
+) -> tuple[Any, Any, str, Any, Any]:
     """A new photo: its mask in the editor. A mask file given (before the photo) is used when
     it fits the photo; an example photo gets the exact mask shipped with it; otherwise the
-    mask is found automatically. Returns the editor, kept mask, status and mask file."""
+    mask is found automatically. Returns the editor, kept mask, status, mask file and photo.
+
+    A photo the browser cannot show (TIFF, BMP, ...) is first replaced in the Photo box by a
+    PNG copy of the pixels the app uses (nothing else changes): that change runs this again,
+    on the copy, which then gets its mask."""
     if not photo:
-        return None, None, MASK_HINT, gr.skip()
+        return None, None, MASK_HINT, gr.skip(), gr.skip()
     with user_errors():
-        image = logic.load_photo(photo)
+        image = logic.load_photo(photo)  # errors name the upload, not its copy
+        if not logic.shows_in_browser(photo):
+            copy = logic.browser_copy(image, photo_copies())
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), str(copy)
     refused = ""
     if mask_file:
         try:
-            return *show_mask_file(image, mask_file), gr.skip()
+            return *show_mask_file(image, mask_file), gr.skip(), gr.skip()
         except ValueError as exc:  # includes ImageError
             refused = f"{refused_file(exc)}\n\n"
     file_update = None if refused else gr.skip()  # a refused file is cleared
@@ -161,9 +174,9 @@ def on_photo(
             f"**Mask of the example** (the occluder as drawn): {100 * mask.mean():.1f}% of the "
             f"photo hidden. {MASK_CHECK} *Find the mask again* shows the automatic mask."
         )
-        return *show_mask(image, mask), refused + status, file_update
+        return *show_mask(image, mask), refused + status, file_update, gr.skip()
     editor, kept, status = find_mask(image, progress)
-    return editor, kept, refused + status, file_update
+    return editor, kept, refused + status, file_update, gr.skip()
 
 
 def on_find_mask(
@@ -512,7 +525,7 @@ def build_demo() -> gr.Blocks:
         photo.change(
             on_photo,
             [photo, mask_file],
-            mask_outputs,
+            [*mask_outputs, photo],
             api_visibility="private",
             concurrency_limit=2,
             concurrency_id="mask",

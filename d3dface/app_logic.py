@@ -5,9 +5,10 @@ here:
 
 - settings: :data:`PRESETS` (speed / quality), :func:`validate_settings`;
 - photos and masks: :func:`load_photo` (validated, scaled to at most :data:`MAX_PHOTO_SIDE`),
-  :func:`automatic_mask`, :func:`editor_value` (the photo with its mask tinted in, for
-  ``gr.ImageEditor``), :func:`mask_from_editor` (that mask + the user's red "hide" and green
-  "show" strokes -> (H, W) bool), :func:`load_mask_file`;
+  :func:`shows_in_browser` / :func:`browser_copy` (a PNG copy of a photo the browser cannot
+  show, e.g. TIFF), :func:`automatic_mask`, :func:`editor_value` (the photo with its mask
+  tinted in, for ``gr.ImageEditor``), :func:`mask_from_editor` (that mask + the user's red
+  "hide" and green "show" strokes -> (H, W) bool), :func:`load_mask_file`;
 - runs: :func:`reconstruct` runs the pipeline into a fresh temporary folder with generated
   names, renders a thumbnail per sample and zips every file; :class:`RunStore` keeps the last
   few results in memory (for live interpolation) and deletes the folders of older ones;
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from d3dface.pipeline import Diverse3DFace, FaceResult
 
 __all__ = [
+    "BROWSER_FORMATS",
     "BRUSH_HIDE",
     "BRUSH_SHOW",
     "DEFAULT_PRESET",
@@ -65,6 +67,7 @@ __all__ = [
     "RunStore",
     "app_device",
     "automatic_mask",
+    "browser_copy",
     "default_preset",
     "device_note",
     "editor_value",
@@ -78,6 +81,7 @@ __all__ = [
     "reconstruct",
     "sample_glbs",
     "sentence",
+    "shows_in_browser",
     "summary_markdown",
     "validate_settings",
 ]
@@ -104,6 +108,17 @@ BRUSH_SHOW = "#20c040"
 """Brush colour that marks pixels visible (removes them from the mask)."""
 MASK_ALPHA_THRESHOLD = 64
 """A painted layer pixel counts where its alpha is at least this (0-255)."""
+BROWSER_FORMATS = {
+    "JPEG": (".jpg", ".jpeg"),
+    "PNG": (".png",),
+    "GIF": (".gif",),
+    "WEBP": (".webp",),
+}
+"""Image formats every current browser shows (Pillow's format name -> its file suffixes); a
+photo in another format (TIFF, BMP, ...) is shown in the app as a PNG copy."""
+BROWSER_COPY_AGE_S = 600.0
+"""PNG copies of photos (:func:`browser_copy`) older than this (seconds) are deleted: Gradio
+copies a shown file into its own cache as soon as the handler returns."""
 PRESET_ENV = "D3DFACE_APP_PRESET"
 """Environment variable naming the preset the app starts with (e.g. ``test`` in tests)."""
 
@@ -225,6 +240,45 @@ def load_photo(source: ImageSource | None) -> np.ndarray:
 def _naming_the_upload(error: ImageError, path: str | Path) -> ImageError:
     """``error`` naming the uploaded file by its name instead of the server's copy's path."""
     return ImageError(str(error).replace(str(Path(path)), Path(path).name))
+
+
+def shows_in_browser(path: str | Path) -> bool:
+    """Whether a browser can show the image file as it is: a :data:`BROWSER_FORMATS` format
+    under one of its suffixes (a TIFF named ``.png`` is not; the file's server copy is served
+    by its suffix). A file Pillow cannot open counts as shown (there is nothing to convert)."""
+    suffixes = {suffix for names in BROWSER_FORMATS.values() for suffix in names}
+    if Path(path).suffix.lower() not in suffixes:
+        return False
+    try:
+        with Image.open(path) as image:
+            found = image.format
+    except (OSError, ValueError):
+        return True
+    return Path(path).suffix.lower() in BROWSER_FORMATS.get(str(found), ())
+
+
+def browser_copy(
+    photo: np.ndarray, directory: str | Path, max_age_s: float = BROWSER_COPY_AGE_S
+) -> Path:
+    """Write a loaded photo (see :func:`load_photo`) as a PNG file with a generated name
+    into ``directory`` (made when missing), for the browser to show; copies there older than
+    ``max_age_s`` seconds are deleted.
+
+    The PNG holds exactly the pixels the app works on: :func:`load_photo` of the copy equals
+    :func:`load_photo` of the original.
+    """
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in folder.glob("photo_*.png"):
+        try:
+            if now - old.stat().st_mtime > max_age_s:
+                old.unlink()
+        except FileNotFoundError:  # removed meanwhile by another request
+            pass
+    path = folder / f"photo_{uuid.uuid4().hex[:12]}.png"
+    Image.fromarray(np.ascontiguousarray(photo[..., :3], dtype=np.uint8)).save(path)
+    return path
 
 
 def sentence(text: str) -> str:

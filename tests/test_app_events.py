@@ -1,10 +1,12 @@
-"""The app's mask events (space_app): example masks, mask files before and after the photo."""
+"""The app's photo and mask events (space_app): photos the browser cannot show, example
+masks, mask files before and after the photo."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
@@ -21,11 +23,12 @@ def test_an_example_photo_gets_its_shipped_mask(tmp_path: Path) -> None:
     shutil.copy(EXAMPLE, copy)
     assert space_app.example_mask(str(copy)) == EXAMPLE_MASK
     assert space_app.example_mask(str(tmp_path / "holiday.jpg")) is None
-    editor, kept, status, _ = space_app.on_photo(str(copy), None)
+    editor, kept, status, _, photo_update = space_app.on_photo(str(copy), None)
     shipped = logic.load_mask_file(EXAMPLE_MASK, logic.load_photo(str(copy)).shape)
     np.testing.assert_array_equal(kept, shipped)
     assert status.startswith("**Mask of the example**") and "% of the photo hidden" in status
     assert editor["background"].shape[:2] == shipped.shape
+    assert photo_update == gr.skip()  # a JPEG stays in the Photo box as it is
 
 
 def test_a_mask_file_given_before_the_photo_is_used_when_it_fits(tmp_path: Path) -> None:
@@ -33,7 +36,7 @@ def test_a_mask_file_given_before_the_photo_is_used_when_it_fits(tmp_path: Path)
     assert "used when you upload its photo" in waiting[2]
     photo = tmp_path / "mine.jpg"  # not named like an example
     shutil.copy(EXAMPLE, photo)
-    _, kept, status, _ = space_app.on_photo(str(photo), str(EXAMPLE_MASK))
+    _, kept, status, _, _ = space_app.on_photo(str(photo), str(EXAMPLE_MASK))
     assert status.startswith("**Mask from your file:**")
     assert kept.sum() == logic.load_mask_file(EXAMPLE_MASK, kept.shape).sum()
 
@@ -49,6 +52,23 @@ def test_a_mask_file_that_does_not_fit_is_refused_and_cleared(tmp_path: Path, ba
         _, _, status, file_update = space_app.on_mask_file(str(EXAMPLE), str(mask))
     assert status.startswith("**Your mask file was not used:**") and file_update is None
     # the photo's example mask is shown instead of the refused file, which is cleared
-    _, kept, status, file_update = space_app.on_photo(str(EXAMPLE), str(mask))
+    _, kept, status, file_update, _ = space_app.on_photo(str(EXAMPLE), str(mask))
     assert "Your mask file was not used" in status and "Mask of the example" in status
     assert file_update is None and kept.any()
+
+
+def test_a_photo_the_browser_cannot_show_is_replaced_by_a_png_copy(tmp_path: Path) -> None:
+    tiff = tmp_path / "mine.tif"
+    Image.open(EXAMPLE).save(tiff)
+    editor, kept, status, file_update, photo_update = space_app.on_photo(str(tiff), None)
+    # first only the Photo box changes: to a PNG of the same pixels, in the app's folder
+    assert (editor, kept, status, file_update) == (gr.skip(),) * 4
+    copy = Path(photo_update)
+    assert copy.suffix == ".png" and copy.parent == space_app.photo_copies()
+    assert logic.shows_in_browser(copy)
+    np.testing.assert_array_equal(logic.load_photo(str(copy)), logic.load_photo(str(tiff)))
+    # that change runs the handler again, on the copy: the mask flow goes on as for a PNG
+    # (here with a mask file given before the photo)
+    editor, kept, status, _, photo_update = space_app.on_photo(str(copy), str(EXAMPLE_MASK))
+    assert status.startswith("**Mask from your file:**") and photo_update == gr.skip()
+    assert kept.shape == editor["background"].shape[:2] and kept.any()

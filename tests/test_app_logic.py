@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -76,6 +78,43 @@ def test_load_photo_scales_large_photos_and_rejects_non_images(tmp_path: Path) -
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tiny)
     with pytest.raises(ImageError, match=r"^'tiny.png' is only 8x8 pixels"):
         logic.load_photo(str(tiny))  # the upload's name, not the server's path to its copy
+
+
+@pytest.mark.parametrize(
+    ("name", "pillow_format", "shown"),
+    [
+        ("a.jpg", "JPEG", True),
+        ("a.JPEG", "JPEG", True),
+        ("a.png", "PNG", True),
+        ("a.webp", "WEBP", True),
+        ("a.tif", "TIFF", False),
+        ("a.tiff", "TIFF", False),
+        ("a.bmp", "BMP", False),
+        ("a.png", "TIFF", False),  # a TIFF under a PNG name
+        ("a", "PNG", False),  # no suffix: served without an image type
+    ],
+)
+def test_shows_in_browser_by_suffix_and_content(
+    tmp_path: Path, name: str, pillow_format: str, shown: bool
+) -> None:
+    path = tmp_path / name
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(path, format=pillow_format)
+    assert logic.shows_in_browser(path) is shown
+
+
+def test_browser_copy_keeps_the_pixels_and_removes_old_copies(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    tiff = tmp_path / "photo.tif"  # RGBA, and larger than the app works on
+    Image.fromarray(rng.integers(0, 255, (900, 1500, 4), np.uint8)).save(tiff)
+    photo = logic.load_photo(str(tiff))
+    folder = tmp_path / "copies"
+    old = logic.browser_copy(photo, folder)
+    os.utime(old, (time.time() - 2 * logic.BROWSER_COPY_AGE_S,) * 2)
+    copy = logic.browser_copy(photo, folder)
+    assert copy.parent == folder and copy.suffix == ".png" and copy.name != old.name
+    assert logic.shows_in_browser(copy) and not old.exists()  # the stale copy is gone
+    np.testing.assert_array_equal(logic.load_photo(str(copy)), photo)
+    assert photo.shape == (768, logic.MAX_PHOTO_SIDE, 3)
 
 
 def test_editor_shows_the_mask_in_the_photo() -> None:
