@@ -428,7 +428,10 @@ def build_demo() -> gr.Blocks:
                     label="Speed / quality",
                     elem_id="preset",
                 )
-                seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+                # no ``minimum``: Gradio's own range check would answer a negative seed with
+                # "Value -3 is less than minimum value 0." without naming the seed;
+                # logic.validate_settings says what is wrong
+                seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
                 run_button = gr.Button("Reconstruct", variant="primary", size="lg")
                 gr.Markdown(
                     f"<small>{logic.device_note()} One run at a time; others wait in the "

@@ -59,6 +59,7 @@ __all__ = [
     "MAX_PHOTO_SIDE",
     "MAX_SAMPLES",
     "MAX_SAMPLE_VIEWERS",
+    "MAX_SEED",
     "PRESETS",
     "PRESET_ENV",
     "AppSettings",
@@ -96,6 +97,8 @@ MAX_PHOTO_SIDE = 1280
 is fitted on a crop of a few hundred pixels, and the mask editor stays responsive."""
 MAX_SAMPLES = 12
 """Most completions per run in the app."""
+MAX_SEED = 2**31 - 1
+"""Largest seed a run accepts (seeds are whole numbers from 0)."""
 MAX_SAMPLE_VIEWERS = 8
 """3D viewers of the "every sample" section. Each is a WebGL context and browsers keep about
 16 per page (Chromium drops the oldest beyond that): with the picked, spread and blend
@@ -199,8 +202,8 @@ def validate_settings(n: Any, k: Any, n_sigma: Any, preset: Any, seed: Any) -> A
         raise ValueError("k must be above 0 and at most 100 (0.5 is the paper's value).")
     if not 0.0 <= sigma_value <= 100.0:
         raise ValueError("n_sigma must be from 0 to 100 (3 is the default).")
-    if seed_value != int(seed_value) or not 0 <= seed_value < 2**31:
-        raise ValueError("The seed must be a whole number from 0 to 2147483647.")
+    if seed_value != int(seed_value) or not 0 <= seed_value <= MAX_SEED:
+        raise ValueError(f"The seed must be a whole number 0 or more (at most {MAX_SEED}).")
     name = str(preset or DEFAULT_PRESET).strip().lower()
     name = next((key for key, p in PRESETS.items() if name in (key, p.label.lower())), name)
     if name not in PRESETS:

@@ -1,5 +1,5 @@
-"""The app's photo and mask events (space_app): photos the browser cannot show, example
-masks, mask files before and after the photo."""
+"""The app's events (space_app): photos the browser cannot show, example masks, mask files
+before and after the photo, the settings' messages."""
 
 from __future__ import annotations
 
@@ -72,3 +72,15 @@ def test_a_photo_the_browser_cannot_show_is_replaced_by_a_png_copy(tmp_path: Pat
     editor, kept, status, _, photo_update = space_app.on_photo(str(copy), str(EXAMPLE_MASK))
     assert status.startswith("**Mask from your file:**") and photo_update == gr.skip()
     assert kept.shape == editor["background"].shape[:2] and kept.any()
+
+
+def test_a_negative_seed_gets_the_apps_message_not_gradios_range_error() -> None:
+    seed = next(
+        block
+        for block in space_app.demo.blocks.values()
+        if getattr(block, "elem_id", None) == "seed"
+    )
+    assert seed.preprocess(-3) == -3  # Gradio's own check ("less than minimum value") is off
+    with pytest.raises(gr.Error, match=r"seed must be a whole number 0 or more") as error:
+        space_app.on_reconstruct(str(EXAMPLE), None, None, 2, 0.5, 3.0, "test", seed.preprocess(-3))
+    assert error.value.title == "Cannot do that"

@@ -29,6 +29,7 @@ def test_validate_settings_accepts_api_values_and_preset_labels() -> None:
     assert settings == logic.AppSettings(4, 0.5, 3.0, "fast", 7)
     assert settings.iterations == logic.PRESETS["fast"].iterations
     assert logic.validate_settings(2, 1, 0, "balanced", None).seed == 0
+    assert logic.validate_settings(2, 1, 0, "balanced", logic.MAX_SEED).seed == 2**31 - 1
     assert logic.validate_settings(2, 1, 0, "balanced", 0).iterations is None
 
 
@@ -43,7 +44,10 @@ def test_validate_settings_accepts_api_values_and_preset_labels() -> None:
         (4, 0.5, -1, "fast", 0, "n_sigma"),
         (4, 0.5, float("nan"), "fast", 0, "finite"),
         (4, 0.5, 3, "turbo", 0, "Unknown preset"),
-        (4, 0.5, 3, "fast", -3, "seed"),
+        (4, 0.5, 3, "fast", -3, "seed must be a whole number 0 or more"),
+        (4, 0.5, 3, "fast", "-1", "seed must be a whole number 0 or more"),
+        (4, 0.5, 3, "fast", 1.5, "seed must be a whole number"),
+        (4, 0.5, 3, "fast", logic.MAX_SEED + 1, "at most 2147483647"),
     ],
 )
 def test_validate_settings_rejects_with_readable_messages(
