@@ -451,6 +451,7 @@ def build_demo() -> gr.Blocks:
             gallery = gr.Gallery(
                 label="Samples, front and turned (click one to view it large below)",
                 columns=4,
+                fit_columns=False,  # fewer samples than columns: keep the thumbnails' size
                 height="auto",
                 allow_preview=False,
                 object_fit="contain",
