@@ -34,6 +34,9 @@ EXAMPLE_PHOTOS = [
 ]
 VIEWER_COLUMNS = 4
 VIEWER_CLEAR = (0.94, 0.95, 0.97, 1.0)
+NARROW_VIEW_MIN_WIDTH = 280
+"""Least width (px) of a result viewer, the download box and the metrics: on a phone they take
+a row each instead of sharing one (on a desktop they still sit side by side)."""
 STORE = logic.RunStore(capacity=8)
 log = logging.getLogger("d3dface.app")
 
@@ -70,6 +73,28 @@ the face, while each sample's latent code is kept plausible.
   n_sigma from 1 to 5 gave identical samples.
 - **Speed / quality** sets the iterations of both stages; **seed** makes a run repeatable.
 """
+
+
+CSS = """
+/* the thumbnails take the height they need (no blank box below one row of them) */
+#thumbnails .grid-wrap { min-height: 0; }
+/* phone-width screens (Gradio stacks its columns below 640 px) */
+@media (max-width: 640px) {
+  /* two thumbnail columns, not four of Gradio's 100 px minimum running off the screen, all
+     of them on the page (no scrolling box inside the scrolling page) */
+  #thumbnails .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)); }
+  #thumbnails .grid-wrap { max-height: none; }
+  /* the label above the thumbnails, in the flow, instead of over them */
+  #thumbnails > label { position: static; }
+  /* labels that float over a picture wrap before its buttons instead of running under them */
+  #photo > label, #picked > label, #spread > label, #blended > label,
+  .sample-viewer > label { max-width: calc(100% - 64px); }
+  #overlay > label { max-width: calc(100% - 96px); }
+  #mask-editor > label { max-width: calc(100% - 196px); }
+}
+"""
+"""The app's own styles (given to ``launch``): the thumbnails' box, and the layout on
+phone-width screens (desktop widths are left as Gradio lays them out)."""
 
 
 def readable_upload_errors(component: gr.Image) -> gr.Image:
@@ -462,12 +487,14 @@ def build_demo() -> gr.Blocks:
                     label="picked sample (drag to turn)",
                     clear_color=VIEWER_CLEAR,
                     height=340,
+                    min_width=NARROW_VIEW_MIN_WIDTH,
                     elem_id="picked",
                 )
                 spread = gr.Model3D(
                     label="spread: darker = samples differ more",
                     clear_color=VIEWER_CLEAR,
                     height=340,
+                    min_width=NARROW_VIEW_MIN_WIDTH,
                     elem_id="spread",
                 )
                 overlay = gr.Image(
@@ -475,6 +502,7 @@ def build_demo() -> gr.Blocks:
                     type="filepath",
                     interactive=False,
                     height=340,
+                    min_width=NARROW_VIEW_MIN_WIDTH,
                     elem_id="overlay",
                 )
             with gr.Group():
@@ -500,9 +528,13 @@ def build_demo() -> gr.Blocks:
                     label="Download everything (GLB, OBJ, PLY meshes, mask, pictures, "
                     "metrics.json)",
                     interactive=False,
+                    min_width=NARROW_VIEW_MIN_WIDTH,
                     elem_id="download",
                 )
-                with gr.Accordion("metrics.json", open=False):
+                with (
+                    gr.Column(min_width=NARROW_VIEW_MIN_WIDTH),
+                    gr.Accordion("metrics.json", open=False),
+                ):
                     metrics = gr.JSON(label="metrics.json")
 
         with gr.Column(visible=False) as every_sample:
@@ -615,6 +647,7 @@ def launch(**kwargs: Any) -> tuple[Any, str, str]:
         "max_file_size": logic.MAX_FILE_SIZE,
         "show_error": True,
         "theme": gr.themes.Soft(),
+        "css": CSS,
         "footer_links": ["api", "gradio"],
     }
     options.update(kwargs)
