@@ -16,6 +16,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -68,119 +69,220 @@ def _hidden_percent(text: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def test_app_in_a_browser(app_url: str) -> None:
-    """Example -> mask (painted on) -> N = 3 samples: viewers, thumbnails, blend, zip."""
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless system Chromium (playwright's sync API); screenshots go to ARTIFACTS."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("no system chromium (apt-get install -y chromium); the browser test needs it")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
-            blends: list[str] = []
-            page.on("response", lambda r: blends.append(r.url) if "interp_" in r.url else None)
-            page.goto(app_url, wait_until="load")
-            page.wait_for_selector("#photo")
-            assert "d3dface" in page.title()
-            page.wait_for_function(  # the example thumbnails have loaded
-                "[...document.querySelectorAll('button.gallery-item img')]"
-                ".every(img => img.complete && img.naturalWidth > 0)"
-            )
-            page.screenshot(path=ARTIFACTS / "01_start.png", full_page=True)
-
-            # 1. an example photo -> its automatic mask in the editor
-            page.locator("button.gallery-item").first.click()
-            page.wait_for_function(
-                "document.querySelector('#mask-status').innerText.includes('Mask')"
-            )
-            automatic = _hidden_percent(page.locator("#mask-status").inner_text())
-            editor = page.locator("#mask-editor")
-            editor.scroll_into_view_if_needed()
-            # 2. paint a stroke across the forehead: it adds to the mask
-            editor.get_by_role("button", name="Brush", exact=True).click()
-            box = editor.locator("canvas").first.bounding_box()
-            assert box is not None
-            x, y = box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.22
-            page.mouse.move(x, y)
-            page.mouse.down()
-            for step in range(1, 16):
-                page.mouse.move(x + step * box["width"] * 0.02, y, steps=2)
-            page.mouse.up()
-            page.screenshot(path=ARTIFACTS / "02_mask.png", full_page=True)
-
-            # 3. settings: N = 3, the test preset; run
-            number = page.locator("#n-samples input[type=number]")
-            number.fill("3")
-            number.press("Enter")
-            page.locator("#preset").get_by_text("test", exact=False).click()
-            page.get_by_role("button", name="Reconstruct").click()
-            progress_seen: list[str] = []
-            deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
-            # the stages move the progress text (not only its first one)
-            while not progress_seen and time.monotonic() < deadline:
-                text = page.locator("#summary").inner_text()
-                if "%" in text and "loading the models" not in text:
-                    progress_seen.append(text)
-                elif "completions in" in text:
-                    break
-                page.wait_for_timeout(100)
-            page.wait_for_function(
-                "document.querySelector('#summary').innerText.includes('completions in')",
-                timeout=RUN_TIMEOUT_MS,
-            )
-            assert progress_seen, "the progress text never left its first stage"
-            summary = page.locator("#summary").inner_text()
-            assert "3 completions" in summary and "ASD-O" in summary
-            assert _hidden_percent(summary) > automatic  # the painted stroke was used
-
-            # every sample in its own 3D viewer, and a thumbnail each
-            viewers = page.locator(".sample-viewer:visible")
-            page.wait_for_function(
-                "document.querySelectorAll('.sample-viewer canvas').length === 3"
-            )
-            assert viewers.count() == 3
-            assert page.locator("#thumbnails img").count() == 3
-            for selector in ("#picked", "#spread", "#blended"):
-                assert page.locator(f"{selector} canvas").count() == 1
-            for viewer in [*viewers.all(), *(page.locator(s) for s in ("#picked", "#spread"))]:
-                viewer.scroll_into_view_if_needed()  # viewers draw once on screen
-                page.wait_for_timeout(700)
-            page.locator(".sample-viewer").first.screenshot(path=ARTIFACTS / "03_viewer.png")
-            page.screenshot(path=ARTIFACTS / "03_result.png", full_page=True)
-
-            # pick a thumbnail: it is shown large
-            page.locator("#thumbnails img").nth(2).click()
-            page.wait_for_function(
-                "document.querySelector('#picked').innerText.includes('sample 2')"
-            )
-
-            # move the blend slider: a new blend is decoded and shown
-            seen = len(blends)
-            slider = page.locator("#blend input[type=range]")
-            slider.scroll_into_view_if_needed()
-            slider.fill("0.9")
-            deadline = time.monotonic() + 30
-            while len(blends) == seen and time.monotonic() < deadline:
-                page.wait_for_timeout(200)
-            assert len(blends) > seen, "moving the slider did not load a new blend mesh"
-            time.sleep(2)
-            page.locator("#blended").screenshot(path=ARTIFACTS / "04_blend.png")
-
-            # the zip of everything
-            page.locator("#download").scroll_into_view_if_needed()
-            with page.expect_download() as download:
-                page.locator("#download a").first.click()
-            archive = ARTIFACTS / "result.zip"
-            download.value.save_as(archive)
+            yield launched
         finally:
-            browser.close()
+            launched.close()
+
+
+def _open(browser: Any, url: str, width: int = 1400, height: int = 1000) -> Any:
+    """A new page of the app at a ``width`` x ``height`` viewport, its examples loaded."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(60_000)
+    page.goto(url, wait_until="load")
+    page.wait_for_selector("#photo")
+    page.wait_for_function(  # the example thumbnails have loaded
+        "[...document.querySelectorAll('button.gallery-item img')]"
+        ".every(img => img.complete && img.naturalWidth > 0)"
+    )
+    return page
+
+
+def _wait_for_mask(page: Any) -> str:
+    """Wait until the mask of a new photo is shown; its status text."""
+    page.wait_for_function("document.querySelector('#mask-status').innerText.includes('Mask')")
+    return str(page.locator("#mask-status").inner_text())
+
+
+def _start_run(page: Any, n: int) -> None:
+    """Set N, pick the test preset and press Reconstruct."""
+    number = page.locator("#n-samples input[type=number]")
+    number.fill(str(n))
+    number.press("Enter")
+    page.locator("#preset").get_by_text("test", exact=False).click()
+    page.get_by_role("button", name="Reconstruct").click()
+
+
+def _wait_for_result(page: Any) -> str:
+    """Wait until a run's summary is shown; its text."""
+    page.wait_for_function(
+        "/\\d+ completions? in/.test(document.querySelector('#summary').innerText)",
+        timeout=RUN_TIMEOUT_MS,
+    )
+    return str(page.locator("#summary").inner_text())
+
+
+def test_app_in_a_browser(app_url: str, browser: Any) -> None:
+    """Example -> mask (painted on) -> N = 3 samples: viewers, thumbnails, blend, zip."""
+    page = _open(browser, app_url)
+    blends: list[str] = []
+    page.on("response", lambda r: blends.append(r.url) if "interp_" in r.url else None)
+    assert "d3dface" in page.title()
+    page.screenshot(path=ARTIFACTS / "01_start.png", full_page=True)
+
+    # 1. an example photo -> its automatic mask in the editor
+    page.locator("button.gallery-item").first.click()
+    automatic = _hidden_percent(_wait_for_mask(page))
+    editor = page.locator("#mask-editor")
+    editor.scroll_into_view_if_needed()
+    # 2. paint a stroke across the forehead: it adds to the mask
+    editor.get_by_role("button", name="Brush", exact=True).click()
+    box = editor.locator("canvas").first.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.22
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 16):
+        page.mouse.move(x + step * box["width"] * 0.02, y, steps=2)
+    page.mouse.up()
+    page.screenshot(path=ARTIFACTS / "02_mask.png", full_page=True)
+
+    # 3. settings: N = 3, the test preset; run
+    _start_run(page, 3)
+    progress_seen: list[str] = []
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    # the stages move the progress text (not only its first one)
+    while not progress_seen and time.monotonic() < deadline:
+        text = page.locator("#summary").inner_text()
+        if "%" in text and "loading the models" not in text:
+            progress_seen.append(text)
+        elif "completions in" in text:
+            break
+        page.wait_for_timeout(100)
+    summary = _wait_for_result(page)
+    assert progress_seen, "the progress text never left its first stage"
+    assert "3 completions" in summary and "ASD-O" in summary
+    assert _hidden_percent(summary) > automatic  # the painted stroke was used
+
+    # every sample in its own 3D viewer, and a thumbnail each
+    viewers = page.locator(".sample-viewer:visible")
+    page.wait_for_function("document.querySelectorAll('.sample-viewer canvas').length === 3")
+    assert viewers.count() == 3
+    assert page.locator("#thumbnails img").count() == 3
+    for selector in ("#picked", "#spread", "#blended"):
+        assert page.locator(f"{selector} canvas").count() == 1
+    for viewer in [*viewers.all(), *(page.locator(s) for s in ("#picked", "#spread"))]:
+        viewer.scroll_into_view_if_needed()  # viewers draw once on screen
+        page.wait_for_timeout(700)
+    page.locator(".sample-viewer").first.screenshot(path=ARTIFACTS / "03_viewer.png")
+    page.screenshot(path=ARTIFACTS / "03_result.png", full_page=True)
+
+    # pick a thumbnail: it is shown large
+    page.locator("#thumbnails img").nth(2).click()
+    page.wait_for_function("document.querySelector('#picked').innerText.includes('sample 2')")
+
+    # move the blend slider: a new blend is decoded and shown
+    seen = len(blends)
+    slider = page.locator("#blend input[type=range]")
+    slider.scroll_into_view_if_needed()
+    slider.fill("0.9")
+    deadline = time.monotonic() + 30
+    while len(blends) == seen and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert len(blends) > seen, "moving the slider did not load a new blend mesh"
+    time.sleep(2)
+    page.locator("#blended").screenshot(path=ARTIFACTS / "04_blend.png")
+
+    # the zip of everything
+    page.locator("#download").scroll_into_view_if_needed()
+    with page.expect_download() as download:
+        page.locator("#download a").first.click()
+    archive = ARTIFACTS / "result.zip"
+    download.value.save_as(archive)
     with zipfile.ZipFile(archive) as result:
         names = set(result.namelist())
     expected = {f"sample_0{i}.{suffix}" for i in range(3) for suffix in ("glb", "obj", "ply")}
     assert expected | {"spread.glb", "mask.png", "overlay.png", "metrics.json"} <= names
+
+
+def test_a_tiff_photo_is_shown_and_one_sample_keeps_its_size(
+    app_url: str, browser: Any, tmp_path: Path
+) -> None:
+    """A TIFF upload is shown in the Photo box (as a PNG copy) and gets its mask; N = 1 gives
+    one thumbnail as large as one of four, not one stretched over the whole gallery."""
+    tiff = tmp_path / "face.tif"
+    Image.open(EXAMPLES / "obama_face_mask.jpg").save(tiff)
+    page = _open(browser, app_url)
+    page.locator("#photo input[type=file]").set_input_files(tiff)
+    status = _wait_for_mask(page)
+    assert "found automatically" in status  # the copy went through the usual mask flow
+    shown = page.locator("#photo img")
+    page.wait_for_function(
+        "(() => { const img = document.querySelector('#photo img');"
+        " return img && img.complete && img.naturalWidth > 0; })()"
+    )
+    assert shown.get_attribute("src").endswith(".png")
+    page.screenshot(path=ARTIFACTS / "05_tiff.png")
+
+    _start_run(page, 1)
+    assert "1 completion in" in _wait_for_result(page)
+    gallery = page.locator("#thumbnails")
+    gallery.scroll_into_view_if_needed()
+    thumbnail = page.locator("#thumbnails img")
+    assert thumbnail.count() == 1
+    page.wait_for_function("document.querySelector('#thumbnails img').naturalWidth > 0")
+    gallery_box, thumbnail_box = gallery.bounding_box(), thumbnail.bounding_box()
+    assert gallery_box is not None and thumbnail_box is not None
+    assert 100 <= thumbnail_box["width"] <= gallery_box["width"] / 3
+    assert thumbnail_box["y"] + thumbnail_box["height"] <= gallery_box["y"] + gallery_box["height"]
+    gallery.screenshot(path=ARTIFACTS / "05_one_sample.png")
+
+
+PHONE = {"width": 400, "height": 850}
+# visible elements reaching past the viewport's sides; buttons a block's label covers (a
+# picture that holds the whole label, as Gradio floats labels over pictures, does not count)
+OFF_SCREEN_JS = """() => [...document.querySelectorAll('body *')].filter(e => {
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden'
+        && (r.left < -1 || r.right > window.innerWidth + 1);
+}).map(e => e.tagName + '.' + e.className)"""
+UNDER_LABELS_JS = """ids => ids.flatMap(id => {
+    const block = document.getElementById(id), label = block.querySelector(':scope > label');
+    if (!label) return [];
+    const l = label.getBoundingClientRect();
+    return [...block.querySelectorAll('button')].filter(b => {
+        const r = b.getBoundingClientRect();
+        const holds = r.left <= l.left && r.right >= l.right && r.top <= l.top
+            && r.bottom >= l.bottom;
+        return r.width > 0 && !holds && r.left < l.right && r.right > l.left
+            && r.top < l.bottom && r.bottom > l.top;
+    }).map(b => id + ': ' + (b.getAttribute('aria-label') || b.innerText));
+})"""
+
+
+def test_app_at_phone_width(app_url: str, browser: Any) -> None:
+    """At 400 x 850 px: nothing reaches past the screen's sides, the thumbnails stand two to a
+    row (all on the page), and no label covers a button (or a thumbnail)."""
+    page = _open(browser, app_url, **PHONE)
+    page.locator("button.gallery-item").first.click()
+    _wait_for_mask(page)
+    _start_run(page, 5)  # more than the 4 columns of a wide screen
+    _wait_for_result(page)
+    page.locator("#thumbnails").scroll_into_view_if_needed()
+    page.wait_for_function(
+        "[...document.querySelectorAll('#thumbnails img')]"
+        ".every(img => img.complete && img.naturalWidth > 0)"
+    )
+    page.wait_for_timeout(500)
+    page.screenshot(path=ARTIFACTS / "06_phone.png", full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.evaluate(OFF_SCREEN_JS) == []
+    boxes = [img.bounding_box() for img in page.locator("#thumbnails img").all()]
+    assert len(boxes) == 5 and all(box is not None for box in boxes)
+    assert all(box["width"] >= 120 for box in boxes)  # not slivers
+    assert boxes[0]["y"] == boxes[1]["y"] < boxes[2]["y"] == boxes[3]["y"] < boxes[4]["y"]
+    blocks = ["photo", "mask-editor", "thumbnails", "picked", "spread", "overlay"]
+    assert page.evaluate(UNDER_LABELS_JS, blocks) == []
 
 
 def test_app_api_with_gradio_client(app_url: str, tmp_path: Path) -> None:
@@ -209,6 +311,14 @@ def test_app_api_with_gradio_client(app_url: str, tmp_path: Path) -> None:
     with zipfile.ZipFile(zip_path) as archive:
         assert {"sample_00.glb", "sample_01.obj", "metrics.json"} <= set(archive.namelist())
 
+    with pytest.raises(AppError, match="seed must be a whole number 0 or more"):
+        client.predict(
+            photo=handle_file(EXAMPLES / "render_scarf.jpg"),
+            mask_editor=None,
+            mask_file=None,
+            seed=-3,
+            api_name="/reconstruct",
+        )
     text = tmp_path / "notes.png"
     text.write_text("not an image")
     with pytest.raises(AppError, match="not an image"):
