@@ -684,7 +684,7 @@ def interpolation_mesh(store: RunStore, run_id: str | None, start: Any, end: Any
         vertices = result.interpolate(first, second, 1.0 - blend).detach().cpu().numpy()
     for old in directory.glob("interp_*.glb"):
         old.unlink(missing_ok=True)
-    colours = np.clip(result.fit.albedo.detach().cpu().numpy(), 0.0, 1.0)
+    colours = result.fit.colours.numpy()
     path = directory / f"interp_{uuid.uuid4().hex[:8]}.glb"
     return export_mesh(path, vertices, result.faces.numpy(), colours)
 

@@ -24,6 +24,7 @@ from d3dface.diversity import DiversitySettings
 from d3dface.fitting import DEFAULT_ITERATIONS as DEFAULT_FIT_ITERATIONS
 from d3dface.hub import CHECKPOINTS_DIR
 from d3dface.pipeline import MASK_METHODS, Diverse3DFace, run_settings
+from d3dface.result_files import DEFAULT_MESH_FORMATS, mesh_suffixes
 
 DEFAULT_FACE_MODEL = CHECKPOINTS_DIR / "face_model"
 
@@ -165,7 +166,6 @@ def _cmd_mask(args: argparse.Namespace) -> int:
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from d3dface.batch import list_inputs, reconstruct_all
-    from d3dface.result_files import mesh_suffixes
 
     options = {
         "n": args.n,
@@ -338,7 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="automatic mask method when --mask is not given (default auto)",
     )
     recon.add_argument(
-        "--formats", default="glb,ply", help="mesh formats of the samples: glb,ply,obj"
+        "--formats",
+        default=",".join(DEFAULT_MESH_FORMATS),
+        help="mesh formats of the samples: glb,ply,obj (default %(default)s)",
     )
     recon.add_argument("--quiet", action="store_true", help="no progress bar")
     recon.add_argument(

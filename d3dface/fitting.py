@@ -241,6 +241,10 @@ class FitResult:
         vertices: (V, 3) fitted mesh in model space, metres.
         vertices_cam: (V, 3) the posed mesh in camera space, metres.
         albedo: (V, 3) per-vertex albedo. sh_coeffs: (9, 3) SH lighting (crop-image units).
+        colours: (V, 3) RGB in [0, 1] for mesh files: the albedo, with the scalp, ears and
+            neck (the ``rest`` region, which the fit never draws, so its colour drifts to
+            whatever borders the face: hair, background, an occluder) given the facial
+            regions' mean colour.
         crop: the working crop (its image, unusable-pixel mask and transform to the photo).
         visibility: (V,) int8 classes, see :mod:`d3dface.visibility`.
         landmarks: the detected (or given) landmarks, photo pixels.
@@ -264,6 +268,7 @@ class FitResult:
     vertices: Tensor
     vertices_cam: Tensor
     albedo: Tensor
+    colours: Tensor
     sh_coeffs: Tensor
     crop: FaceCrop
     visibility: np.ndarray
@@ -365,6 +370,7 @@ def fit_face(
         vertices, vertices_cam = problem.full_mesh(params, settings.use_local)
         rotation, translation = problem.pose(params)
         albedo = region_albedo(params["albedo"], model.region_weights)
+        colours = region_albedo(_facial_rest_colour(params["albedo"], model), model.region_weights)
         projected = project(model.landmarks(vertices_cam[None]), camera)[0, :, :2].cpu().numpy()
     vertices, vertices_cam = vertices.cpu(), vertices_cam.cpu()
     visibility = classify_vertices(vertices_cam, model.faces.cpu(), camera, mask)
@@ -381,6 +387,7 @@ def fit_face(
         vertices=vertices,
         vertices_cam=vertices_cam,
         albedo=albedo.cpu(),
+        colours=colours.clamp(0.0, 1.0).cpu(),
         sh_coeffs=params["sh"].detach()[0].cpu(),
         crop=crop,
         visibility=visibility,
@@ -455,6 +462,17 @@ def _local_basis(model: FaceModel) -> Tensor:
     ``region_weights[r, v] * local_basis[r, l, v]``, see :meth:`FaceModel.local_displacement`."""
     blended = model.region_weights[:, None, :, None] * model.local_basis
     return blended.reshape(-1, model.n_vertices, 3)
+
+
+def _facial_rest_colour(region_colours: Tensor, model: FaceModel) -> Tensor:
+    """Per-region colours (R, 3) with the ``rest`` region's replaced by the mean of the
+    others, each weighted by its total vertex weight."""
+    rest = model.region_index("rest")
+    facial = [index for index in range(model.n_regions) if index != rest]
+    weights = model.region_weights[facial].sum(dim=1, keepdim=True)
+    colours = region_colours.detach().clone()
+    colours[rest] = (colours[facial] * weights).sum(dim=0) / weights.sum()
+    return colours
 
 
 def facial_skin_faces(model: FaceModel) -> Tensor:

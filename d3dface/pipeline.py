@@ -126,11 +126,9 @@ class FaceResult:
         codes = self.codes[first].to(device), self.codes[second].to(device)
         return interpolate(self.space, *codes, alpha).cpu()
 
-    def save(
-        self, out_dir: str | Path, formats: str | Sequence[str] = ("glb", "ply")
-    ) -> list[Path]:
+    def save(self, out_dir: str | Path, formats: str | Sequence[str] | None = None) -> list[Path]:
         """Write the result's files (see :func:`d3dface.result_files.write_result`); ``formats``
-        ``"glb,ply,obj"`` or a sequence of such names."""
+        ``"glb,ply,obj"`` or a sequence of such names (default: GLB and PLY)."""
         from d3dface.result_files import write_result
 
         return write_result(self, out_dir, formats)

@@ -3,7 +3,7 @@
 Written into one folder:
 
 - ``sample_XX.glb`` / ``.ply`` / ``.obj`` (the formats asked for): each completion, model
-  space, metres, +y up, coloured with the fit's albedo;
+  space, metres, +y up, coloured with the fit's colours (its albedo, the scalp skin-toned);
 - ``fit.ply``: the stage-1 mesh, coloured by visibility (grey visible, red occluded,
   blue-grey self-hidden);
 - ``spread.glb``: the samples' mean mesh coloured by per-vertex spread;
@@ -37,7 +37,16 @@ from d3dface.visibility import VISIBILITY_NAMES, visibility_colours
 if TYPE_CHECKING:
     from d3dface.pipeline import FaceResult
 
-__all__ = ["mesh_suffixes", "result_summary", "sample_mesh_path", "write_result"]
+__all__ = [
+    "DEFAULT_MESH_FORMATS",
+    "mesh_suffixes",
+    "result_summary",
+    "sample_mesh_path",
+    "write_result",
+]
+
+DEFAULT_MESH_FORMATS = ("glb", "ply")
+"""The sample meshes' formats when none are named."""
 
 _SAMPLE_STEM = re.compile(r"sample_\d+")
 """Stems of the sample meshes :func:`write_result` writes (:func:`sample_mesh_path`)."""
@@ -48,13 +57,15 @@ def sample_mesh_path(out_dir: Path, index: int, suffix: str) -> Path:
     return out_dir / f"sample_{index:02d}{suffix}"
 
 
-def mesh_suffixes(formats: str | Sequence[str]) -> list[str]:
+def mesh_suffixes(formats: str | Sequence[str] | None) -> list[str]:
     """The file suffixes of mesh formats: ``"glb,ply"`` or ``("glb", ".PLY")`` -> ``[".glb",
-    ".ply"]``.
+    ".ply"]``; None -> those of :data:`DEFAULT_MESH_FORMATS`.
 
     Raises:
         ValueError: a format is unknown, or none is named.
     """
+    if formats is None:
+        formats = DEFAULT_MESH_FORMATS
     names = formats.split(",") if isinstance(formats, str) else list(formats)
     suffixes = [f".{name.strip().lower().lstrip('.')}" for name in names if name.strip()]
     unknown = [suffix for suffix in suffixes if suffix not in MESH_FORMATS]
@@ -96,26 +107,47 @@ def _remove_earlier_samples(out_dir: Path) -> None:
             path.unlink()
 
 
+def _check_finite(result: FaceResult) -> None:
+    """Raise ValueError when the samples, the fit or its colours hold NaN or infinite values."""
+    parts = {
+        "samples": result.samples,
+        "fitted mesh": result.fit.vertices,
+        "colours": result.fit.colours,
+    }
+    broken = [name for name, values in parts.items() if not bool(values.isfinite().all())]
+    if broken:
+        raise ValueError(
+            f"the reconstruction's {' and '.join(broken)} hold NaN or infinite values, so no "
+            "file was written; the weights may be damaged: load them again "
+            "(Diverse3DFace.from_pretrained) or try another photo"
+        )
+
+
 def _mean_over(values: Tensor, where: Tensor) -> float | None:
     """Mean of a (V,) tensor over a (V,) bool tensor, rounded; None when empty."""
     return round(float(values[where].mean()), 4) if bool(where.any()) else None
 
 
 def write_result(
-    result: FaceResult, out_dir: str | Path, formats: str | Sequence[str] = ("glb", "ply")
+    result: FaceResult, out_dir: str | Path, formats: str | Sequence[str] | None = None
 ) -> list[Path]:
     """Write every file of ``result`` into ``out_dir`` (created); returns the paths.
 
     ``formats``: the sample meshes' formats (see :func:`mesh_suffixes`).
+
+    Raises:
+        ValueError: an unknown format, or a result holding NaN or infinite values (then
+            nothing is written).
     """
     suffixes = mesh_suffixes(formats)
+    _check_finite(result)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_earlier_samples(out_dir)
     faces = result.faces.numpy()
-    albedo = np.clip(result.fit.albedo.numpy(), 0.0, 1.0)
+    colours = result.fit.colours.numpy()
     paths = [
-        export_mesh(sample_mesh_path(out_dir, index, suffix), vertices, faces, albedo)
+        export_mesh(sample_mesh_path(out_dir, index, suffix), vertices, faces, colours)
         for index, vertices in enumerate(result.samples.numpy())
         for suffix in suffixes
     ]

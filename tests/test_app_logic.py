@@ -223,7 +223,7 @@ class FakeResult:
         self.samples = torch.stack([base * (1.0 + 0.05 * i) for i in range(n)])
         self.codes = torch.arange(n, dtype=torch.float32)[:, None]
         self.head_faces = self.faces
-        self.fit = SimpleNamespace(albedo=torch.full((len(base), 3), 0.7))
+        self.fit = SimpleNamespace(colours=torch.full((len(base), 3), 0.7))
         self.n_samples = n
 
     def interpolate(self, first: int, second: int, alpha: float) -> torch.Tensor:

@@ -107,6 +107,14 @@ def test_fit_recovers_a_synthetic_face(
     expected_cam = fit.vertices @ fit.rotation.T + fit.translation
     torch.testing.assert_close(fit.vertices_cam, expected_cam, atol=1e-6, rtol=0)
     assert set(fit.timings) == {"detect", "rigid", "nonrigid", "visibility", "total"}
+    # the files' colours: the albedo on the face, the face's own mean colour on the scalp,
+    # ears and neck (never drawn in the fit, so their albedo is whatever borders the face)
+    rest = model.region_weights.argmax(dim=0) == model.region_index("rest")
+    facial = model.region_weights[model.region_index("rest")] == 0
+    torch.testing.assert_close(fit.colours[facial], fit.albedo[facial].clamp(0, 1))
+    facial_mean = fit.albedo[~rest].mean(dim=0)
+    assert float((fit.colours[rest] - facial_mean).abs().max()) < 0.05
+    assert 0.0 <= float(fit.colours.min()) and float(fit.colours.max()) <= 1.0
 
 
 def test_occluded_pixels_and_landmarks_never_enter_the_fit(

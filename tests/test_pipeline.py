@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -82,6 +83,14 @@ def test_pipeline_reconstructs_a_masked_photo(
     assert summary["settings"]["n_samples"] == 3
     grid = np.asarray(Image.open(tmp_path / "grid.png"))
     assert grid.ndim == 3 and grid.std() > 10  # renders, not a blank page
+    # no formats named: the default GLB and PLY
+    default = {path.name for path in result.save(tmp_path / "default", formats=None)}
+    assert {"sample_00.glb", "sample_00.ply"} <= default and "sample_00.obj" not in default
+    # a broken result (NaN, e.g. from damaged weights) is refused before any file is written
+    broken = dataclasses.replace(result, samples=result.samples.clone().fill_(float("nan")))
+    with pytest.raises(ValueError, match="samples hold NaN"):
+        broken.save(tmp_path / "broken")
+    assert not (tmp_path / "broken").exists()
 
     again = pipeline(photo, mask=mask, n=3, seed=1, **FAST)
     assert torch.equal(again.samples, result.samples)  # deterministic on CPU
