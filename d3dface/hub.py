@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,78 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def network_errors() -> tuple[type[Exception], ...]:
+    """Base classes of the network errors that ``huggingface_hub`` lets through.
+
+    ``huggingface_hub`` retries and falls back to its cache on some connection failures, but
+    re-raises others (read timeouts, protocol errors, a connection lost during a download,
+    any failure of an upload) as its HTTP client's own exceptions. Its ``HfHubHTTPError``
+    derives from that client's base error (``httpx2.HTTPError`` for huggingface_hub 2.x,
+    ``httpx.HTTPError`` for 1.x, ``requests.HTTPError`` / ``RequestException`` for 0.x), so
+    that class is read from it rather than guessed; Python's ``ConnectionError`` and
+    ``TimeoutError`` cover the socket-level failures (and ``OfflineModeIsEnabled``).
+    """
+    from huggingface_hub.errors import HfHubHTTPError
+
+    builtin = {OSError, Exception, BaseException, object}
+    client = [base for base in HfHubHTTPError.__mro__[1:] if base not in builtin]
+    return (*client, ConnectionError, TimeoutError)
+
+
+def one_line(error: BaseException) -> str:
+    """``ExceptionName: message`` with the message's line breaks and runs of spaces folded."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+OFFLINE_HINT = (
+    "load offline instead: HF_HUB_OFFLINE=1 with the model already in the Hub cache, or a "
+    "local model folder"
+)
+
+
+def _cached_revisions(repo_folder: Path) -> list[str]:
+    """Branch / tag names (``refs/``) and commits (``snapshots/``) a Hub cache folder holds."""
+    refs_folder, snapshots_folder = repo_folder / "refs", repo_folder / "snapshots"
+    refs = [path.relative_to(refs_folder).as_posix() for path in refs_folder.rglob("*")]
+    commits = [path.name for path in snapshots_folder.glob("*") if path.is_dir()]
+    return sorted(name for name in refs if (refs_folder / name).is_file()) + sorted(commits)
+
+
+def _not_cached_message(
+    repo_id: str, revision: str | None, cache_dir: str | Path | None, error: Exception
+) -> str:
+    """Why ``snapshot_download`` found nothing usable in the cache, in one line: which
+    revision is missing (and which are cached), and whether the Hub was off or unreachable."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    cache = Path(cache_dir if cache_dir is not None else constants.HF_HUB_CACHE).expanduser()
+    cached = _cached_revisions(cache / f"models--{repo_id.replace('/', '--')}")
+    cause = error.__cause__
+    if constants.HF_HUB_OFFLINE or isinstance(cause, OfflineModeIsEnabled):
+        why = "HF_HUB_OFFLINE=1, so the Hub was not asked; unset HF_HUB_OFFLINE to download it"
+    else:
+        reason = one_line(cause) if cause is not None else one_line(error)
+        why = f"the Hub could not be reached ({reason}); check the network and try again"
+    wanted = revision or "main"
+    if not cached:
+        return (
+            f"'{repo_id}' is not in the local Hub cache ({cache}) and {why}, or give a local "
+            "model folder"
+        )
+    if wanted not in cached:
+        return (
+            f"revision '{wanted}' of '{repo_id}' is not in the local Hub cache ({cache}); it "
+            f"holds {', '.join(repr(name) for name in cached)}. Load one of those with "
+            f"revision=..., or: {why}"
+        )
+    return (
+        f"the cached copy of '{repo_id}' (revision '{wanted}', in {cache}) is incomplete "
+        f"({one_line(error)}); {why}"
+    )
+
+
 def resolve_model_dir(
     path_or_repo: str | Path,
     revision: str | None = None,
@@ -48,6 +119,7 @@ def resolve_model_dir(
 
     A Hub repo id (``owner/name``) is fetched with ``huggingface_hub.snapshot_download``,
     which honours ``HF_HUB_OFFLINE=1`` by using the local cache only.
+    Every failure (not cached, unknown revision, no network, ...) is a one-line WeightsError.
     """
     local = Path(path_or_repo).expanduser()
     if local.is_dir():
@@ -66,6 +138,7 @@ def resolve_model_dir(
         HfHubHTTPError,
         HFValidationError,
         LocalEntryNotFoundError,
+        RevisionNotFoundError,
     )
 
     try:
@@ -77,16 +150,28 @@ def resolve_model_dir(
             allow_patterns=[f"{subfolder}/*"] if subfolder else None,
         )
     except LocalEntryNotFoundError as err:
-        raise WeightsError(
-            f"'{text}' is not in the local Hub cache and the Hub cannot be reached "
-            f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}): {err}"
-        ) from err
+        raise WeightsError(_not_cached_message(text, revision, cache_dir, err)) from err
     except HFValidationError as err:
-        raise WeightsError(f"'{text}' is not a valid Hub repo id: {err}") from err
-    except (HfHubHTTPError, OSError) as err:
+        raise WeightsError(f"'{text}' is not a valid Hub repo id: {one_line(err)}") from err
+    except RevisionNotFoundError as err:
         raise WeightsError(
-            f"could not download '{text}' from the Hub: {err} (check the repo id, the "
-            "revision, your token for a private repo, and the network)"
+            f"Hub repo '{text}' has no revision '{revision}'; give an existing branch, tag or "
+            "commit (or none for 'main')"
+        ) from err
+    except HfHubHTTPError as err:
+        raise WeightsError(
+            f"could not download '{text}' from the Hub: {one_line(err)} (check the repo id, "
+            "your token for a private or gated repo, and the network)"
+        ) from err
+    except network_errors() as err:
+        raise WeightsError(
+            f"the Hugging Face Hub could not be reached to download '{text}' ({one_line(err)}); "
+            f"check the network and try again, or {OFFLINE_HINT}"
+        ) from err
+    except OSError as err:
+        raise WeightsError(
+            f"could not download '{text}' into the Hub cache: {one_line(err)} (check the free "
+            "space and permissions of the cache folder, HF_HOME / HF_HUB_CACHE)"
         ) from err
     directory = Path(snapshot) / subfolder if subfolder else Path(snapshot)
     if not directory.is_dir():
@@ -170,7 +255,7 @@ def load_weights(directory: Path, kind: str) -> tuple[dict[str, torch.Tensor], d
         try:
             tensors.update(load_file(str(path)))
         except (SafetensorError, OSError) as err:
-            raise WeightsError(f"weight file '{path}' cannot be read: {err}") from err
+            raise WeightsError(f"weight file '{path}' cannot be read: {one_line(err)}") from err
     return tensors, config
 
 
@@ -240,10 +325,20 @@ def push_to_hub(
     api = HfApi(token=token)
     try:
         return _upload(api, repo_id, source, card, private, commit_message)
-    except (HfHubHTTPError, OSError) as err:
+    except HfHubHTTPError as err:  # the Hub answered with an error status
         raise RuntimeError(
-            f"upload to '{repo_id}' failed: {err} (check the network, the token and your "
-            "rights on the repo)"
+            f"upload to '{repo_id}' failed: {one_line(err)} (check the repo id, the token and "
+            "your rights on the repo)"
+        ) from err
+    except network_errors() as err:
+        raise RuntimeError(
+            f"upload to '{repo_id}' failed: the Hugging Face Hub could not be reached "
+            f"({one_line(err)}); check the network (and a proxy, HTTPS_PROXY) and try again"
+        ) from err
+    except OSError as err:
+        raise RuntimeError(
+            f"upload to '{repo_id}' failed: {one_line(err)} (could not stage the files from "
+            f"'{source}'; check it and the temporary folder's free space)"
         ) from err
 
 

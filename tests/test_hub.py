@@ -23,6 +23,7 @@ from d3dface.hub import (
     CHECKPOINTS_DIR,
     WeightsError,
     from_pretrained,
+    network_errors,
     push_to_hub,
     sha256_of,
 )
@@ -79,6 +80,89 @@ def test_hf_hub_download_and_from_pretrained_work_from_the_offline_cache(
 def test_a_repo_missing_from_the_offline_cache_is_a_clear_error(offline_cache: Path) -> None:
     with pytest.raises(WeightsError, match="not in the local Hub cache"):
         Diverse3DFace.from_pretrained("nobody/nothing")
+
+
+def test_a_revision_missing_from_the_offline_cache_is_named(offline_cache: Path) -> None:
+    with pytest.raises(WeightsError) as caught:
+        Diverse3DFace.from_pretrained(REPO_ID, revision="v2")
+    message = str(caught.value)
+    assert f"revision 'v2' of '{REPO_ID}' is not in the local Hub cache" in message
+    assert "'main'" in message and COMMIT in message  # the revisions that are cached
+    assert "HF_HUB_OFFLINE=1" in message and "\n" not in message
+
+
+def _client_error(name: str) -> Exception:
+    """An exception of the HTTP client the installed huggingface_hub uses (httpx2 for 2.x)."""
+    client = pytest.importorskip("httpx2")
+    error = getattr(client, name)("[Errno -2] Name or service not known")
+    assert isinstance(error, network_errors())
+    return error
+
+
+@pytest.mark.parametrize(
+    ("where", "error_name"),
+    [
+        # huggingface_hub falls back to the (here empty) cache on these two ...
+        ("repo_info", "ConnectError"),
+        ("repo_info", "ReadTimeout"),
+        # ... and lets these through
+        ("repo_info", "RemoteProtocolError"),
+        ("snapshot_download", "ReadTimeout"),
+    ],
+)
+def test_no_network_is_a_one_line_error_that_says_how_to_load_offline(
+    where: str,
+    error_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    error = _client_error(error_name)
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)  # the network call is patched
+    target = huggingface_hub.HfApi if where == "repo_info" else huggingface_hub
+    monkeypatch.setattr(target, where, unreachable)
+    with pytest.raises(WeightsError) as caught:
+        Diverse3DFace.from_pretrained(REPO_ID)
+    message = str(caught.value)
+    assert "\n" not in message and f"{error_name}: [Errno -2]" in message
+    assert "could not be reached" in message and "check the network" in message
+    if where == "snapshot_download" or error_name == "RemoteProtocolError":
+        assert "HF_HUB_OFFLINE=1 with the model already in the Hub cache" in message
+    assert main(["info", "--model", REPO_ID]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "could not be reached" in err
+
+
+@pytest.mark.parametrize(
+    ("step", "error_name"), [("create_repo", "ConnectError"), ("upload_folder", "WriteTimeout")]
+)
+def test_push_to_hub_without_network_is_a_one_line_error(
+    step: str, error_name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    error = _client_error(error_name)
+    calls: list[str] = []
+
+    def fails(self: object, *args: object, **kwargs: object) -> None:
+        calls.append(step)
+        raise error
+
+    def creates(self: object, *args: object, **kwargs: object) -> None:
+        calls.append("create_repo")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", creates)
+    monkeypatch.setattr(huggingface_hub.HfApi, step, fails)
+    assert main(["push-to-hub", "--repo-id", "x/y", "--token", "hf_fake"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "error: upload to 'x/y' failed: the Hugging Face Hub could not be reached"
+    )
+    assert f"{error_name}: [Errno -2]" in err and err.count("\n") == 1
+    assert calls[-1] == step
 
 
 def test_save_pretrained_round_trip(tmp_path: Path) -> None:
