@@ -62,7 +62,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from d3dface.facemodel.model import FaceModel
     from d3dface.hub import resolve_model_dir
 
-    model = FaceModel.from_pretrained(args.model)
+    model = FaceModel.from_pretrained(args.model, force_download=args.force_download)
     directory = resolve_model_dir(args.model)
     config = json.loads((directory / "config.json").read_text())
     files = sorted(p for p in directory.iterdir() if p.is_file())
@@ -117,7 +117,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     _check_out_folder(args.out)
     photo = load_image(args.image)
     mask = None if args.mask is None else load_mask(args.mask, photo.shape)
-    model = FaceModel.from_pretrained(args.model)
+    model = FaceModel.from_pretrained(args.model, force_download=args.force_download)
     settings = FitSettings(use_local=not args.global_only)
     if args.iterations is not None:
         settings = replace(settings, iterations=args.iterations)
@@ -147,7 +147,7 @@ def _cmd_mask(args: argparse.Namespace) -> int:
 
     _check_out_folder(args.out)
     photo = load_image(args.image)
-    model = FaceModel.from_pretrained(args.model)
+    model = FaceModel.from_pretrained(args.model, force_download=args.force_download)
     found = segment_occlusion(photo, model, method=args.method, face_index=args.face_index)
     args.out.mkdir(parents=True, exist_ok=True)
     Image.fromarray(found.mask).convert("L").save(args.out / "mask.png")
@@ -192,7 +192,9 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     inputs = list_inputs(args.image, args.mask, args.out)
     for note in inputs.ignored:
         print(f"ignored {note}", file=sys.stderr)
-    pipeline = Diverse3DFace.from_pretrained(args.model, device=args.device)
+    pipeline = Diverse3DFace.from_pretrained(
+        args.model, device=args.device, force_download=args.force_download
+    )
     summary = reconstruct_all(
         pipeline, inputs.items, options, formats, show_progress=not args.quiet
     )
@@ -245,6 +247,17 @@ def _add_face_model_option(command: argparse.ArgumentParser) -> None:
         "--model",
         default=str(DEFAULT_FACE_MODEL),
         help="face model directory or Hub repo id (default: the shipped checkpoints/face_model)",
+    )
+    _add_force_download_option(command)
+
+
+def _add_force_download_option(command: argparse.ArgumentParser) -> None:
+    """``--force-download``: fetch a Hub ``--model``'s files again even when cached."""
+    command.add_argument(
+        "--force-download",
+        action="store_true",
+        help="with a Hub repo id as --model: download its files again even when they are in "
+        "the local Hub cache (replaces a corrupt cached file)",
     )
 
 
@@ -355,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(CHECKPOINTS_DIR),
         help="pipeline directory or Hub repo id (default: the shipped checkpoints/)",
     )
+    _add_force_download_option(recon)
     recon.add_argument(
         "--device",
         default="cpu",

@@ -66,6 +66,16 @@ OFFLINE_HINT = (
 )
 
 
+def hub_cache_repo(path: Path) -> str | None:
+    """The Hub repo id when ``path`` lies in a Hub cache snapshot
+    (``.../models--owner--name/snapshots/<commit>/...``), else None."""
+    parts = path.parts
+    for index, part in enumerate(parts[:-1]):
+        if part.startswith("models--") and parts[index + 1] == "snapshots":
+            return part[len("models--") :].replace("--", "/")
+    return None
+
+
 def _cached_revisions(repo_folder: Path) -> list[str]:
     """Branch / tag names (``refs/``) and commits (``snapshots/``) a Hub cache folder holds."""
     refs_folder, snapshots_folder = repo_folder / "refs", repo_folder / "snapshots"
@@ -114,11 +124,13 @@ def resolve_model_dir(
     cache_dir: str | Path | None = None,
     token: str | None = None,
     subfolder: str | None = None,
+    force_download: bool = False,
 ) -> Path:
     """A local directory for ``path_or_repo``: itself if it exists, else a Hub snapshot.
 
     A Hub repo id (``owner/name``) is fetched with ``huggingface_hub.snapshot_download``,
-    which honours ``HF_HUB_OFFLINE=1`` by using the local cache only.
+    which honours ``HF_HUB_OFFLINE=1`` by using the local cache only; ``force_download``
+    fetches every file again even when it is cached (to replace a corrupt cached file).
     Every failure (not cached, unknown revision, no network, ...) is a one-line WeightsError.
     """
     local = Path(path_or_repo).expanduser()
@@ -133,7 +145,7 @@ def resolve_model_dir(
             f"'{text}' is neither a model directory nor a Hub repo id ('owner/name'); "
             "build the default model with `python -m d3dface build-model` or give a repo id"
         )
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import (
         HfHubHTTPError,
         HFValidationError,
@@ -141,6 +153,11 @@ def resolve_model_dir(
         RevisionNotFoundError,
     )
 
+    if force_download and constants.HF_HUB_OFFLINE:
+        raise WeightsError(
+            f"force_download needs the Hub, but HF_HUB_OFFLINE=1: unset HF_HUB_OFFLINE to "
+            f"download '{text}' again"
+        )
     try:
         snapshot = snapshot_download(
             repo_id=text,
@@ -148,6 +165,7 @@ def resolve_model_dir(
             cache_dir=cache_dir,
             token=token,
             allow_patterns=[f"{subfolder}/*"] if subfolder else None,
+            force_download=force_download,
         )
     except LocalEntryNotFoundError as err:
         raise WeightsError(_not_cached_message(text, revision, cache_dir, err)) from err
@@ -237,6 +255,19 @@ def read_plain_config(directory: Path, kind: str | None) -> dict[str, Any]:
     return config
 
 
+def _refetch_hint(path: Path) -> str:
+    """How to replace a corrupt weight file: re-download a Hub cache file, else rebuild."""
+    repo = hub_cache_repo(path)
+    if repo is None:
+        return "re-download or rebuild it"
+    blob = path.resolve()
+    also = f" and the file it links to, '{blob}'," if blob != path else ""
+    return (
+        f"it is a cached download of Hub repo '{repo}': load it again with force_download=True "
+        f"(command line: --force-download), or delete '{path}'{also} and load it again"
+    )
+
+
 def load_weights(directory: Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read the config and its (sha256-checked) weight files: returns (tensors, config)."""
     config = read_config(directory, kind)
@@ -250,7 +281,7 @@ def load_weights(directory: Path, kind: str) -> tuple[dict[str, torch.Tensor], d
         if expected != actual:
             raise WeightsError(
                 f"weight file '{path}' is corrupt or was changed: sha256 {actual[:12]}... "
-                f"does not match the config's {str(expected)[:12]}...; re-download or rebuild it"
+                f"does not match the config's {str(expected)[:12]}...; {_refetch_hint(path)}"
             )
         try:
             tensors.update(load_file(str(path)))
@@ -283,13 +314,17 @@ def from_pretrained(
     cache_dir: str | Path | None = None,
     token: str | None = None,
     subfolder: str | None = None,
+    force_download: bool = False,
 ) -> Any:
     """Load whatever d3dface model a directory or Hub repo holds: the pipeline
     (:class:`~d3dface.pipeline.Diverse3DFace`), a face model or a Mesh-VAE, by its
-    ``config.json``'s kind. Raises WeightsError when it is missing or unusable."""
+    ``config.json``'s kind. ``force_download`` fetches a Hub repo's files again even when
+    cached. Raises WeightsError when it is missing or unusable."""
     import importlib
 
-    directory = resolve_model_dir(path_or_repo, revision, cache_dir, token, subfolder)
+    directory = resolve_model_dir(
+        path_or_repo, revision, cache_dir, token, subfolder, force_download
+    )
     kind = read_plain_config(directory, None)["kind"]
     if kind not in KIND_LOADERS:
         raise WeightsError(f"'{directory}' holds a '{kind}' model, which this d3dface cannot load")

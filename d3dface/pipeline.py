@@ -219,15 +219,19 @@ class Diverse3DFace:
         token: str | None = None,
         vae: str | None = None,
         device: str | torch.device = "cpu",
+        force_download: bool = False,
     ) -> Diverse3DFace:
         """Load a pipeline directory (default: the shipped ``checkpoints/``) or Hub repo id.
 
         ``vae`` names another Mesh-VAE folder of the same directory (e.g. ``mesh_vae_paper``);
-        ``device`` is where it runs (see the class).
+        ``device`` is where it runs (see the class); ``force_download`` fetches a Hub repo's
+        files again even when they are cached (to replace a corrupt cached file).
         An unavailable device (``"cuda"`` without a GPU) raises a ValueError naming it.
         Raises WeightsError when the directory or a model in it is missing or unusable.
         """
-        directory = resolve_model_dir(path_or_repo, revision, cache_dir, token)
+        directory = resolve_model_dir(
+            path_or_repo, revision, cache_dir, token, force_download=force_download
+        )
         config = read_plain_config(directory, PIPELINE_KIND)
         names = {"face_model": config.get("face_model"), "mesh_vae": vae or config.get("mesh_vae")}
         for role, name in names.items():

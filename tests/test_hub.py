@@ -4,6 +4,7 @@ and the README / model-card snippet run as written."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -163,6 +164,72 @@ def test_push_to_hub_without_network_is_a_one_line_error(
     )
     assert f"{error_name}: [Errno -2]" in err and err.count("\n") == 1
     assert calls[-1] == step
+
+
+@pytest.fixture()
+def linked_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An offline Hub cache as huggingface_hub writes it: the snapshot's files are symlinks
+    to ``blobs/<sha256>``. Returns the snapshot folder."""
+    repo = tmp_path / "hf_cache" / f"models--{REPO_ID.replace('/', '--')}"
+    snapshot = repo / "snapshots" / COMMIT
+    (repo / "blobs").mkdir(parents=True)
+    for source in CHECKPOINTS_DIR.rglob("*"):
+        if source.is_file():
+            blob = repo / "blobs" / sha256_of(source)
+            shutil.copy2(source, blob)
+            link = snapshot / source.relative_to(CHECKPOINTS_DIR)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(os.path.relpath(blob, link.parent))  # as huggingface_hub does
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hf_cache"))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    return snapshot
+
+
+def test_a_corrupt_cached_file_is_named_with_how_to_download_it_again(linked_cache: Path) -> None:
+    weights = linked_cache / "mesh_vae_lite" / "model.safetensors"
+    blob = weights.resolve()
+    assert blob.parent.name == "blobs" and Diverse3DFace.from_pretrained(REPO_ID)
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    with pytest.raises(WeightsError) as caught:
+        Diverse3DFace.from_pretrained(REPO_ID)
+    message = str(caught.value)
+    assert "corrupt or was changed" in message and "\n" not in message
+    assert f"cached download of Hub repo '{REPO_ID}'" in message
+    assert "force_download=True" in message and "--force-download" in message
+    assert f"delete '{weights}'" in message and str(blob) in message
+    # force_download needs the Hub: offline it is refused rather than silently ignored
+    with pytest.raises(WeightsError, match="force_download needs the Hub, but HF_HUB_OFFLINE=1"):
+        Diverse3DFace.from_pretrained(REPO_ID, force_download=True)
+
+
+def test_force_download_reaches_huggingface_hub(
+    hub_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[dict[str, object]] = []
+    snapshot = hub_cache / f"models--{REPO_ID.replace('/', '--')}" / "snapshots" / COMMIT
+    served = {"folder": snapshot}
+
+    def snapshot_download(**kwargs: object) -> str:
+        calls.append(kwargs)
+        return str(served["folder"])
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)  # snapshot_download is patched
+    assert isinstance(Diverse3DFace.from_pretrained(REPO_ID, force_download=True), Diverse3DFace)
+    assert isinstance(from_pretrained(REPO_ID, force_download=True), Diverse3DFace)
+    vae = MeshVAE.from_pretrained(REPO_ID, subfolder="mesh_vae_lite", force_download=True)
+    assert isinstance(vae, MeshVAE)
+    assert isinstance(FaceModel.from_pretrained(REPO_ID, subfolder="face_model"), FaceModel)
+    assert [call["force_download"] for call in calls] == [True, True, True, False]
+    calls.clear()
+    served["folder"] = snapshot / "face_model"  # the CLI's --model: a repo of a face model
+    assert main(["info", "--model", "me/face-model", "--force-download"]) == 0
+    assert calls[0]["force_download"] is True and calls[0]["repo_id"] == "me/face-model"
+    assert "ict_face_model_d3dface" in capsys.readouterr().out
 
 
 def test_save_pretrained_round_trip(tmp_path: Path) -> None:

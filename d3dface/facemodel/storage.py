@@ -53,9 +53,12 @@ def load_face_model(
     cache_dir: str | Path | None = None,
     token: str | None = None,
     subfolder: str | None = None,
+    force_download: bool = False,
 ) -> FaceModel:
     """Load a face model from a directory or a Hub repo id; WeightsError when it is unusable."""
-    directory = resolve_model_dir(path_or_repo, revision, cache_dir, token, subfolder)
+    directory = resolve_model_dir(
+        path_or_repo, revision, cache_dir, token, subfolder, force_download
+    )
     tensors, config = load_weights(directory, KIND)
     require_tensors(tensors, _REQUIRED, directory)
     if tensors["template"].shape[0] != config.get("n_vertices"):
