@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,136 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+MISSING: Any = object()
+"""Marks a config key that is absent (``ConfigEntries`` defaults, problem reports)."""
+
+
+def _is_whole(value: Any) -> bool:
+    """A JSON whole number (``true`` / ``false`` are not numbers)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number, whole or not (not a boolean)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_text(value: Any) -> bool:
+    """A non-empty string."""
+    return isinstance(value, str) and value != ""
+
+
+class ConfigEntries:
+    """Checked reading of a parsed ``config.json`` (or one of its sections).
+
+    Every accessor returns the entry when it has the right type and range; otherwise it
+    raises a WeightsError naming the file, the key (``architecture.latent_channels``), what
+    the entry should be and what it holds, so a hand-edited config never surfaces later as
+    a TypeError deep inside torch.
+    """
+
+    def __init__(self, values: dict[str, Any], path: Path, prefix: str = "") -> None:
+        """``values``: the parsed entries; ``path``: the config.json they come from;
+        ``prefix``: the dotted key of this section (``"architecture."``), for messages."""
+        self.values = values
+        self.path = path
+        self.prefix = prefix
+
+    def problem(self, key: str, should: str, value: Any = MISSING) -> WeightsError:
+        """The error for ``key`` holding ``value`` (MISSING: absent) instead of ``should``."""
+        if value is MISSING:
+            got = "it is missing"
+        else:
+            shown = json.dumps(value, default=str)
+            got = f"it holds {shown if len(shown) <= 60 else shown[:57] + '...'}"
+        return WeightsError(
+            f"'{self.path}': key '{self.prefix}{key}' must be {should}, but {got}; correct it "
+            "or restore the model's original config.json"
+        )
+
+    def value(
+        self, key: str, accept: Callable[[Any], bool], should: str, default: Any = MISSING
+    ) -> Any:
+        """``values[key]`` when ``accept`` takes it; ``default`` when absent (if given)."""
+        value = self.values.get(key, MISSING)
+        if value is MISSING and default is not MISSING:
+            return default
+        if value is MISSING or not accept(value):
+            raise self.problem(key, should, value)
+        return value
+
+    def whole(self, key: str, minimum: int = 0, default: Any = MISSING, should: str = "") -> int:
+        """A whole number >= ``minimum``; ``should`` overrides the description."""
+        should = should or f"a whole number of {minimum} or more"
+        return self.value(key, lambda v: _is_whole(v) and v >= minimum, should, default)
+
+    def positive(self, key: str, default: Any = MISSING) -> float:
+        """A number above 0."""
+        return float(
+            self.value(key, lambda v: _is_number(v) and v > 0, "a number above 0", default)
+        )
+
+    def text(self, key: str, default: Any = MISSING, should: str = "") -> str:
+        """A non-empty string; ``should`` overrides the description."""
+        return self.value(key, _is_text, should or "a string", default)
+
+    def texts(self, key: str, default: Any = MISSING) -> list[str]:
+        """A list of strings."""
+        return list(
+            self.value(
+                key,
+                lambda v: isinstance(v, list) and all(isinstance(item, str) for item in v),
+                "a list of strings",
+                default,
+            )
+        )
+
+    def wholes(self, key: str, minimum: int = 1, default: Any = MISSING) -> list[int]:
+        """A non-empty list of whole numbers >= ``minimum``."""
+        return list(
+            self.value(
+                key,
+                lambda v: (
+                    isinstance(v, list)
+                    and len(v) > 0
+                    and all(_is_whole(item) and item >= minimum for item in v)
+                ),
+                f"a list of whole numbers of {minimum} or more",
+                default,
+            )
+        )
+
+    def fractions(self, key: str, default: Any = MISSING) -> list[float]:
+        """A non-empty list of numbers strictly between 0 and 1."""
+        values = self.value(
+            key,
+            lambda v: (
+                isinstance(v, list)
+                and len(v) > 0
+                and all(_is_number(item) and 0 < item < 1 for item in v)
+            ),
+            "a list of numbers between 0 and 1",
+            default,
+        )
+        return [float(item) for item in values]
+
+    def section(self, key: str) -> ConfigEntries:
+        """The JSON object under ``key``, as ConfigEntries."""
+        values = self.value(key, lambda v: isinstance(v, dict), "a JSON object ({...})")
+        return ConfigEntries(values, self.path, f"{self.prefix}{key}.")
+
+    def only(self, known: Iterable[str]) -> None:
+        """Refuse keys outside ``known`` (a misspelt key would otherwise be ignored)."""
+        known = list(known)
+        unknown = sorted(set(self.values) - set(known))
+        if unknown:
+            where = f"'{self.prefix[:-1]}'" if self.prefix else "the top level"
+            raise WeightsError(
+                f"'{self.path}': {where} has unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"the keys there are {', '.join(map(repr, known))}"
+            )
 
 
 def network_errors() -> tuple[type[Exception], ...]:
@@ -221,10 +353,27 @@ def save_weights(
 
 def read_config(directory: Path, kind: str) -> dict[str, Any]:
     """Parse and check ``config.json``: present, valid JSON, right ``kind`` and version, and
-    a non-empty ``weights`` table."""
+    a non-empty ``weights`` table of ``{"<file>.safetensors": {"sha256": "<hex>"}}``."""
     config = read_plain_config(directory, kind)
-    if not isinstance(config.get("weights"), dict) or not config["weights"]:
-        raise WeightsError(f"'{directory / CONFIG_NAME}' lists no weight files")
+    entries = ConfigEntries(config, directory / CONFIG_NAME)
+    weights = entries.value(
+        "weights",
+        lambda v: isinstance(v, dict) and len(v) > 0,
+        'a table of the weight files, {"model.safetensors": {"sha256": "<64 hex digits>"}}',
+    )
+    table = ConfigEntries(weights, directory / CONFIG_NAME, "weights.")
+    for name, meta in weights.items():
+        if "/" in name or "\\" in name or not name.endswith(".safetensors"):
+            raise WeightsError(
+                f"'{directory / CONFIG_NAME}': key 'weights' names {json.dumps(name)}; it must "
+                'name .safetensors files in the model\'s own folder, e.g. "model.safetensors"'
+            )
+        if not (
+            isinstance(meta, dict)
+            and isinstance(meta.get("sha256"), str)
+            and re.fullmatch("[0-9a-f]{64}", meta["sha256"])
+        ):
+            raise table.problem(name, '{"sha256": "<the file\'s sha256, 64 hex digits>"}', meta)
     return config
 
 
@@ -237,16 +386,27 @@ def read_plain_config(directory: Path, kind: str | None) -> dict[str, Any]:
     try:
         config = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise WeightsError(f"'{config_path}' is not valid JSON: {err}") from err
+        raise WeightsError(f"'{config_path}' is not valid JSON: {one_line(err)}") from err
     if not isinstance(config, dict):
         raise WeightsError(f"'{config_path}' must hold a JSON object")
-    found = config.get("kind")
-    if (kind is None and not str(found).startswith("d3dface.")) or (
-        kind is not None and found != kind
-    ):
-        wanted = "a d3dface" if kind is None else f"a '{kind}'"
-        raise WeightsError(f"'{directory}' holds a '{found}' model, not {wanted} model")
-    version = config.get("format_version")
+    entries = ConfigEntries(config, config_path)
+    found = config.get("kind", MISSING)
+    if not isinstance(found, str) or not found.startswith("d3dface."):
+        has = "no key 'kind'" if found is MISSING else f"'kind' {json.dumps(found)}"
+        wanted = f'"{kind}"' if kind else " or ".join(f'"{name}"' for name in KIND_LOADERS)
+        raise WeightsError(
+            f"'{config_path}' is not the config of a saved d3dface model: it has {has}, where "
+            f'a d3dface model\'s config.json has "kind": {wanted}; give the folder of a '
+            "d3dface model (or add the key if the folder holds one)"
+        )
+    if kind is not None and found != kind:
+        raise WeightsError(
+            f"'{directory}' holds a '{found}' model (its config.json's 'kind'), not a '{kind}' "
+            "model; give the folder of the right model, or load it with its own class"
+        )
+    version = config.get("format_version", MISSING)
+    if not _is_whole(version):
+        raise entries.problem("format_version", f"the whole number {FORMAT_VERSION}", version)
     if version != FORMAT_VERSION:
         raise WeightsError(
             f"'{directory}' has format version {version}; this d3dface reads version "
@@ -276,12 +436,12 @@ def load_weights(directory: Path, kind: str) -> tuple[dict[str, torch.Tensor], d
         path = directory / name
         if not path.is_file():
             raise WeightsError(f"weight file '{path}' is missing")
-        expected = meta.get("sha256") if isinstance(meta, dict) else None
+        expected = meta["sha256"]
         actual = sha256_of(path)
         if expected != actual:
             raise WeightsError(
                 f"weight file '{path}' is corrupt or was changed: sha256 {actual[:12]}... "
-                f"does not match the config's {str(expected)[:12]}...; {_refetch_hint(path)}"
+                f"does not match the config's {expected[:12]}...; {_refetch_hint(path)}"
             )
         try:
             tensors.update(load_file(str(path)))

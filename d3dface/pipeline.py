@@ -41,6 +41,7 @@ from d3dface.hub import (
     CHECKPOINTS_DIR,
     CONFIG_NAME,
     FORMAT_VERSION,
+    ConfigEntries,
     WeightsError,
     read_plain_config,
     resolve_model_dir,
@@ -67,6 +68,9 @@ MASK_METHODS = ("auto", "model", "facexlib", "none")
 nothing is hidden)."""
 
 PIPELINE_KIND = "d3dface.pipeline"
+
+CHECKPOINTS_FOLDERS = {"face_model": "face_model", "mesh_vae": "mesh_vae_lite"}
+"""The model folders of the shipped ``checkpoints/`` (and the published Hub repo)."""
 
 ProgressCallback = Callable[[float, str], Any]
 """``progress(fraction in [0, 1], description)``; a ``gradio.Progress`` fits."""
@@ -233,13 +237,27 @@ class Diverse3DFace:
             path_or_repo, revision, cache_dir, token, force_download=force_download
         )
         config = read_plain_config(directory, PIPELINE_KIND)
-        names = {"face_model": config.get("face_model"), "mesh_vae": vae or config.get("mesh_vae")}
-        for role, name in names.items():
-            if not isinstance(name, str) or not (directory / name).is_dir():
-                raise WeightsError(f"'{directory}' has no {role} folder '{name}'")
+        entries = ConfigEntries(config, directory / CONFIG_NAME)
+        folders: dict[str, str] = {}
+        for role, folder in (("face_model", "the face model"), ("mesh_vae", "the Mesh-VAE")):
+            if role == "mesh_vae" and vae:
+                name, source = vae, "the vae argument"
+            else:
+                example = CHECKPOINTS_FOLDERS[role]
+                name = entries.text(
+                    role, should=f'the name of {folder}\'s folder, e.g. "{example}"'
+                )
+                source = f"key '{role}'"
+            if not (directory / name).is_dir():
+                present = sorted(path.name for path in directory.iterdir() if path.is_dir())
+                raise WeightsError(
+                    f"'{directory}' has no {role} folder '{name}' (named by {source}); its "
+                    f"folders are: {', '.join(present) or 'none'}"
+                )
+            folders[role] = name
         return cls(
-            FaceModel.from_pretrained(directory / names["face_model"]),
-            MeshVAE.from_pretrained(directory / names["mesh_vae"]),
+            FaceModel.from_pretrained(directory / folders["face_model"]),
+            MeshVAE.from_pretrained(directory / folders["mesh_vae"]),
             device=device,
         )
 

@@ -283,6 +283,87 @@ def test_wrong_version_and_vertex_count_are_named(vae_copy: Path) -> None:
         MeshVAE.from_pretrained(vae_copy)
 
 
+DELETE = object()
+"""A config edit that removes the key."""
+
+
+@pytest.mark.parametrize(
+    ("folder", "key", "value", "expected"),
+    [
+        (
+            "mesh_vae_lite",
+            ("architecture", "latent_channels"),
+            "64x",
+            "key 'architecture.latent_channels' must be a whole number of 1 or more, "
+            'but it holds "64x"',
+        ),
+        (
+            "mesh_vae_lite",
+            ("architecture", "structure", "same_radius"),
+            [2],
+            "key 'architecture.structure.same_radius' must be a number above 0",
+        ),
+        (
+            "mesh_vae_lite",
+            ("n_vertices",),
+            "5042",
+            "key 'n_vertices' must be the vertex count, 5042 for its weights, "
+            'but it holds "5042"',
+        ),
+        ("face_model", ("n_vertices",), DELETE, "key 'n_vertices' must be the vertex count"),
+        (
+            "face_model",
+            ("weights", "model.safetensors"),
+            "962e65a0216c1578",
+            "key 'weights.model.safetensors' must be {\"sha256\": \"<the file's sha256",
+        ),
+        (
+            "face_model",
+            ("expression_names",),
+            "browDown_L",
+            "key 'expression_names' must be a list of strings",
+        ),
+        (
+            "",
+            ("face_model",),
+            DELETE,
+            "key 'face_model' must be the name of the face model's folder, "
+            'e.g. "face_model", but it is missing',
+        ),
+        ("", ("format_version",), "1", "key 'format_version' must be the whole number 1"),
+    ],
+)
+def test_a_hand_edited_config_names_the_key_and_what_it_should_be(
+    folder: str, key: tuple[str, ...], value: object, expected: str, tmp_path: Path
+) -> None:
+    shutil.copytree(CHECKPOINTS_DIR, tmp_path / "ckpt")
+    config_path = tmp_path / "ckpt" / folder / "config.json"
+    config = json.loads(config_path.read_text())
+    section = config
+    for name in key[:-1]:
+        section = section[name]
+    if value is DELETE:
+        del section[key[-1]]
+    else:
+        section[key[-1]] = value
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(WeightsError) as caught:
+        Diverse3DFace.from_pretrained(tmp_path / "ckpt")
+    message = str(caught.value)
+    assert message.startswith(f"'{config_path}': ") and expected in message
+    assert "restore the model's original config.json" in message and "\n" not in message
+
+
+def test_a_folder_of_another_library_is_not_taken_for_a_d3dface_model(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
+    with pytest.raises(WeightsError) as caught:
+        from_pretrained(tmp_path)
+    message = str(caught.value)
+    assert "is not the config of a saved d3dface model: it has no key 'kind'" in message
+    assert '"kind": "d3dface.face_model" or "d3dface.mesh_vae" or "d3dface.pipeline"' in message
+    assert "None" not in message
+
+
 def test_push_to_hub_uploads_weights_configs_and_the_card(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

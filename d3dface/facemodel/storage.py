@@ -8,7 +8,15 @@ from typing import Any
 import torch
 
 from d3dface.facemodel.model import FaceModel
-from d3dface.hub import WeightsError, load_weights, require_tensors, resolve_model_dir, save_weights
+from d3dface.hub import (
+    CONFIG_NAME,
+    ConfigEntries,
+    WeightsError,
+    load_weights,
+    require_tensors,
+    resolve_model_dir,
+    save_weights,
+)
 
 KIND = "d3dface.face_model"
 _REQUIRED = ["template", "faces", "identity_basis", "expression_basis"]
@@ -55,20 +63,28 @@ def load_face_model(
     subfolder: str | None = None,
     force_download: bool = False,
 ) -> FaceModel:
-    """Load a face model from a directory or a Hub repo id; WeightsError when it is unusable."""
+    """Load a face model from a directory or a Hub repo id; WeightsError when it is unusable
+    (a config entry of the wrong type is named with what it should be)."""
     directory = resolve_model_dir(
         path_or_repo, revision, cache_dir, token, subfolder, force_download
     )
     tensors, config = load_weights(directory, KIND)
     require_tensors(tensors, _REQUIRED, directory)
-    if tensors["template"].shape[0] != config.get("n_vertices"):
+    entries = ConfigEntries(config, directory / CONFIG_NAME)
+    n_vertices = tensors["template"].shape[0]
+    stated = entries.whole("n_vertices", should=f"the vertex count, {n_vertices} for its weights")
+    if stated != n_vertices:
         raise WeightsError(
-            f"'{directory}': config says {config.get('n_vertices')} vertices but the weights "
-            f"hold {tensors['template'].shape[0]}"
+            f"'{directory}': config says {stated} vertices but the weights hold {n_vertices}; "
+            "the files do not belong together"
         )
-    articulated = bool(config.get("joint_names"))
+    names = {
+        key: entries.texts(key, default=[])
+        for key in ("expression_names", "region_names", "joint_names")
+    }
+    model_name = entries.text("name", default="face_model")
     optional: dict[str, torch.Tensor | None] = {name: tensors.get(name) for name in _OPTIONAL}
-    if not articulated:
+    if not names["joint_names"]:
         for name in ("joint_regressor", "skin_weights", "pose_basis", "parents"):
             optional[name] = None
     try:
@@ -77,11 +93,11 @@ def load_face_model(
             faces=tensors["faces"],
             identity_basis=tensors["identity_basis"],
             expression_basis=tensors["expression_basis"],
-            expression_names=config.get("expression_names", []),
-            region_names=config.get("region_names", []),
-            joint_names=config.get("joint_names", []),
-            name=config.get("name", "face_model"),
+            name=model_name,
+            **names,
             **optional,
         )
     except ValueError as err:
-        raise WeightsError(f"'{directory}' holds an inconsistent face model: {err}") from err
+        raise WeightsError(
+            f"'{directory}' holds an inconsistent face model: {err}; re-download or rebuild it"
+        ) from err

@@ -27,7 +27,16 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from d3dface.hub import WeightsError, load_weights, require_tensors, resolve_model_dir, save_weights
+from d3dface.hub import (
+    CONFIG_NAME,
+    ConfigEntries,
+    WeightsError,
+    load_weights,
+    one_line,
+    require_tensors,
+    resolve_model_dir,
+    save_weights,
+)
 from d3dface.vae.layers import VCBlock, batch_major, vertex_major
 from d3dface.vae.structure import MeshStructure, StructureConfig, build_structure
 
@@ -133,6 +142,16 @@ class MeshVAE(nn.Module):
             )
         if structure.level_sizes[0] != template.shape[0]:
             raise ValueError("structure and template disagree on the vertex count")
+        structure.check()
+        for name, given in (("offset_mean", offset_mean), ("offset_std", offset_std)):
+            if given is not None and given.shape != template.shape:
+                raise ValueError(
+                    f"{name} is {tuple(given.shape)} but the template is {tuple(template.shape)}"
+                )
+        if faces.ndim != 2 or faces.shape[1] != 3 or faces.numel() == 0:
+            raise ValueError(f"faces must be (F, 3) triangles, got {tuple(faces.shape)}")
+        if faces.min() < 0 or faces.max() >= template.shape[0]:
+            raise ValueError("faces index a vertex that the template does not have")
         self.config = config
         self.structure = structure
         self.register_buffer("template", template.float())
@@ -258,28 +277,44 @@ class MeshVAE(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path_or_repo: str | Path, **hub_kwargs: Any) -> MeshVAE:
-        """Load from a directory or a Hub repo id; WeightsError when it is unusable."""
+        """Load from a directory or a Hub repo id (``hub_kwargs``: revision, cache_dir, token,
+        subfolder, force_download); WeightsError when it is unusable: a config entry of the
+        wrong type, or weights that do not fit the config or each other."""
         directory = resolve_model_dir(path_or_repo, **hub_kwargs)
         tensors, raw = load_weights(directory, KIND)
         require_tensors(tensors, ["template", "faces", "offset_mean", "offset_std"], directory)
-        if tensors["template"].shape[0] != raw.get("n_vertices"):
-            raise WeightsError(
-                f"'{directory}': config says {raw.get('n_vertices')} vertices but the weights "
-                f"hold {tensors['template'].shape[0]}; the files do not belong together"
-            )
-        try:
-            config = VAEConfig.from_dict(raw["architecture"])
-            structure = MeshStructure.from_tensors(tensors, config.structure)
-        except (KeyError, TypeError, ValueError) as err:
-            raise WeightsError(f"'{directory}' holds an unreadable Mesh-VAE: {err!r}") from err
-        model = cls(
-            config,
-            structure,
-            tensors["template"],
-            tensors["faces"],
-            tensors["offset_mean"],
-            tensors["offset_std"],
+        entries = ConfigEntries(raw, directory / CONFIG_NAME)
+        n_vertices = tensors["template"].shape[0]
+        stated = entries.whole(
+            "n_vertices", should=f"the vertex count, {n_vertices} for its weights"
         )
+        if stated != n_vertices:
+            raise WeightsError(
+                f"'{directory}': config says {stated} vertices but the weights "
+                f"hold {n_vertices}; the files do not belong together"
+            )
+        config = architecture_from_config(entries.section("architecture"))
+        try:
+            structure = MeshStructure.from_tensors(tensors, config.structure)
+        except KeyError as err:
+            raise WeightsError(
+                f"'{directory}' weights lack the structure tensor {err} that its architecture "
+                "needs; the files do not belong together"
+            ) from err
+        try:
+            model = cls(
+                config,
+                structure,
+                tensors["template"],
+                tensors["faces"],
+                tensors["offset_mean"],
+                tensors["offset_std"],
+            )
+        except ValueError as err:
+            raise WeightsError(
+                f"'{directory}' holds an inconsistent Mesh-VAE: {err}; its weight file does not "
+                "fit together: re-download it or train it again"
+            ) from err
         state = {name: tensors[name] for name in model.state_dict() if name in tensors}
         missing = sorted(set(model.state_dict()) - set(state))
         if missing:
@@ -287,5 +322,32 @@ class MeshVAE(nn.Module):
         try:
             model.load_state_dict(state)
         except RuntimeError as err:
-            raise WeightsError(f"'{directory}' weights do not fit its config: {err}") from err
+            raise WeightsError(
+                f"'{directory}' weights do not fit its config: {one_line(err)}"
+            ) from err
         return model
+
+
+def architecture_from_config(entries: ConfigEntries) -> VAEConfig:
+    """The ``architecture`` section of a saved Mesh-VAE's config.json as a VAEConfig, every
+    entry checked (WeightsError naming the key, e.g. ``architecture.latent_channels``)."""
+    defaults = VAEConfig("default", widths=())
+    entries.only(VAEConfig.__dataclass_fields__)
+    structure = entries.section("structure")
+    structure.only(StructureConfig.__dataclass_fields__)
+    plain = StructureConfig()
+    return VAEConfig(
+        name=entries.text("name"),
+        widths=tuple(entries.wholes("widths", minimum=1)),
+        latent_channels=entries.whole("latent_channels", 1, defaults.latent_channels),
+        n_bases=entries.whole("n_bases", 1, defaults.n_bases),
+        structure=StructureConfig(
+            level_fractions=tuple(structure.fractions("level_fractions", plain.level_fractions)),
+            down_radius=structure.positive("down_radius", plain.down_radius),
+            same_radius=structure.positive("same_radius", plain.same_radius),
+            up_radius=structure.positive("up_radius", plain.up_radius),
+            max_neighbours=structure.whole("max_neighbours", 1, plain.max_neighbours),
+            seed=structure.whole("seed", 0, plain.seed),
+        ),
+        seed=entries.whole("seed", 0, defaults.seed),
+    )

@@ -24,6 +24,7 @@ The same template, config and seed always give the same structure.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +96,43 @@ class MeshStructure:
     def n_levels(self) -> int:
         """Number of pooled levels L (excluding level 0)."""
         return len(self.levels) - 1
+
+    def check(self) -> None:
+        """Raise ValueError when the levels, radii and neighbourhoods do not fit together
+        (e.g. a tensor of a saved structure lost a row): each neighbourhood has one index
+        row and one mask row per output vertex and indexes only vertices of its input level.
+        Cheap: a few shape comparisons and one max per neighbourhood."""
+        sizes = self.level_sizes
+        if self.radii.shape != (len(sizes),):
+            raise ValueError(f"radii hold {tuple(self.radii.shape)} values for {len(sizes)} levels")
+        for level, vertices in enumerate(self.levels[1:], start=1):
+            if vertices.numel() and int(vertices.max()) >= sizes[0]:
+                raise ValueError(f"level {level} names vertices the template does not have")
+        for name, hood in self.neighbourhoods.items():
+            found = re.fullmatch(r"(down|same|up)(\d+)", name)
+            if found is None or int(found[2]) >= len(sizes) - (found[1] != "same"):
+                raise ValueError(f"neighbourhood '{name}' does not belong to {len(sizes)} levels")
+            level = int(found[2])
+            outputs, inputs = {
+                "down": (level + 1, level),
+                "same": (level, level),
+                "up": (level, level + 1),
+            }[found[1]]
+            if hood.index.shape != hood.mask.shape or hood.index.ndim != 2:
+                raise ValueError(
+                    f"neighbourhood '{name}': index {tuple(hood.index.shape)} and mask "
+                    f"{tuple(hood.mask.shape)} must be the same (outputs, slots) shape"
+                )
+            if hood.index.shape[0] != sizes[outputs]:
+                raise ValueError(
+                    f"neighbourhood '{name}' has {hood.index.shape[0]} rows for the "
+                    f"{sizes[outputs]} vertices of level {outputs}"
+                )
+            if hood.index.numel() and (hood.index.min() < 0 or hood.index.max() >= sizes[inputs]):
+                raise ValueError(
+                    f"neighbourhood '{name}' indexes beyond the {sizes[inputs]} vertices of "
+                    f"level {inputs}"
+                )
 
     def to_tensors(self, prefix: str = "structure.") -> dict[str, Tensor]:
         """Flat name -> tensor dict for a safetensors file."""
