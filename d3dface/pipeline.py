@@ -192,6 +192,11 @@ class Diverse3DFace:
         device: where the fit and the diversity stage run (``"cpu"``, the default, or e.g.
             ``"cuda"``); detection and the occlusion mask run on the CPU, and results
             (meshes, codes, the fit) come back on the CPU.
+
+    Attributes:
+        folders: the folder names of the two models (``face_model``, ``mesh_vae``) in a saved
+            pipeline: those of the directory it was loaded from, else ``face_model`` and
+            ``mesh_vae_<config name>`` (see :meth:`save_pretrained`).
     """
 
     def __init__(
@@ -213,6 +218,7 @@ class Diverse3DFace:
         self.fit_settings = fit_settings or FitSettings()
         self.head_faces = head_faces(self.face_model).cpu()
         self.detector = detector
+        self.folders = {"face_model": "face_model", "mesh_vae": f"mesh_vae_{vae.config.name}"}
 
     @classmethod
     def from_pretrained(
@@ -255,23 +261,33 @@ class Diverse3DFace:
                     f"folders are: {', '.join(present) or 'none'}"
                 )
             folders[role] = name
-        return cls(
+        pipeline = cls(
             FaceModel.from_pretrained(directory / folders["face_model"]),
             MeshVAE.from_pretrained(directory / folders["mesh_vae"]),
             device=device,
         )
+        pipeline.folders = folders
+        return pipeline
 
-    def save_pretrained(self, directory: str | Path, vae_folder: str = "mesh_vae") -> Path:
-        """Write the pipeline: ``config.json`` + ``face_model/`` + ``<vae_folder>/``, each
-        model as safetensors + config (build reports and training logs are not carried)."""
+    def save_pretrained(self, directory: str | Path, vae_folder: str | None = None) -> Path:
+        """Write the pipeline: ``config.json`` + the face model's and the Mesh-VAE's folders,
+        each model as safetensors + config.
+
+        The folders keep the names of the directory the pipeline was loaded from (the shipped
+        layout: ``face_model/`` and ``mesh_vae_lite/``); ``vae_folder`` renames the Mesh-VAE's.
+        Each model's descriptive config entries (the face model's licence notice, units and
+        build settings, the Mesh-VAE's training record) are kept; build reports and
+        training logs (``build_report.json``, ``training_log.json``) are not carried.
+        """
         directory = Path(directory)
-        self.face_model.save_pretrained(directory / "face_model")
-        self.vae.save_pretrained(directory / vae_folder)
+        folders = {**self.folders, "mesh_vae": vae_folder or self.folders["mesh_vae"]}
+        self.face_model.save_pretrained(directory / folders["face_model"])
+        self.vae.save_pretrained(directory / folders["mesh_vae"])
         config = {
             "format_version": FORMAT_VERSION,
             "kind": PIPELINE_KIND,
-            "face_model": "face_model",
-            "mesh_vae": vae_folder,
+            "face_model": folders["face_model"],
+            "mesh_vae": folders["mesh_vae"],
             "n_vertices": self.face_model.n_vertices,
         }
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")

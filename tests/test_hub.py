@@ -232,14 +232,39 @@ def test_force_download_reaches_huggingface_hub(
     assert "ict_face_model_d3dface" in capsys.readouterr().out
 
 
-def test_save_pretrained_round_trip(tmp_path: Path) -> None:
+def test_save_pretrained_keeps_the_published_layout_licence_and_config_entries(
+    tmp_path: Path,
+) -> None:
     pipe = Diverse3DFace.from_pretrained()
     pipe.save_pretrained(tmp_path / "copy")
-    config = json.loads((tmp_path / "copy" / "config.json").read_text())
-    assert config["kind"] == "d3dface.pipeline" and config["n_vertices"] == 5042
-    again = Diverse3DFace.from_pretrained(tmp_path / "copy")
+    copy = tmp_path / "copy"
+    folders = sorted(path.name for path in copy.iterdir() if path.is_dir())
+    assert folders == sorted(path.name for path in CHECKPOINTS_DIR.iterdir() if path.is_dir())
+    assert folders == ["face_model", "mesh_vae_lite"]  # the model card's subfolder names
+    for folder in ("", "face_model", "mesh_vae_lite"):
+        shipped = json.loads((CHECKPOINTS_DIR / folder / "config.json").read_text())
+        saved = json.loads((copy / folder / "config.json").read_text())
+        assert {**saved, "weights": None} == {**shipped, "weights": None}, folder or "pipeline"
+    face_config = json.loads((copy / "face_model" / "config.json").read_text())
+    assert "MIT" in face_config["licence"]  # the ICT Face Model's notice must be kept
+    assert "USC Institute for Creative Technologies" in face_config["licence"]
+    assert {"units", "build_settings", "n_eyeball_vertices"} <= set(face_config)
+    vae_config = json.loads((copy / "mesh_vae_lite" / "config.json").read_text())
+    assert vae_config["training"]["epoch"] == 85
+    again = Diverse3DFace.from_pretrained(copy)
     for name, tensor in pipe.vae.state_dict().items():
         assert bool((again.vae.state_dict()[name] == tensor).all()), name
+    assert isinstance(MeshVAE.from_pretrained(copy, subfolder="mesh_vae_lite"), MeshVAE)
+    # saved again under another Mesh-VAE folder: still complete, and the notice still there
+    again.save_pretrained(tmp_path / "again", vae_folder="mesh_vae_mine")
+    config = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert config["mesh_vae"] == "mesh_vae_mine"
+    assert Diverse3DFace.from_pretrained(tmp_path / "again").face_model.extra_config == {
+        key: face_config[key]
+        for key in ("licence", "units", "n_eyeball_vertices", "build_settings")
+    }
+    # a pipeline built from its models names the Mesh-VAE's folder by its config
+    assert Diverse3DFace(pipe.face_model, pipe.vae).folders["mesh_vae"] == "mesh_vae_lite"
 
 
 @pytest.fixture()

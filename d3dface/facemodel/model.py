@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -57,6 +58,9 @@ class FaceModel(nn.Module):
         super().__init__()
         n_vertices = template.shape[0]
         self.name = name
+        # descriptive config.json entries (licence notice, units, build settings) kept from
+        # loading to saving; see d3dface.facemodel.storage
+        self.extra_config: dict[str, Any] = {}
         self.expression_names = list(expression_names)
         self.region_names = list(region_names)
         self.joint_names = list(joint_names)
@@ -223,7 +227,9 @@ class FaceModel(nn.Module):
         return load_face_model(path_or_repo, **hub_kwargs)
 
     def save_pretrained(self, directory: str | Path, extra_config: dict | None = None) -> Path:
-        """Write ``model.safetensors`` + ``config.json`` to ``directory``; returns it."""
+        """Write ``model.safetensors`` + ``config.json`` to ``directory``; returns it. The config
+        keeps the descriptive entries the model was loaded with (``self.extra_config``: the
+        licence notice, units, build settings), updated by ``extra_config``."""
         from d3dface.facemodel.storage import save_face_model
 
         return save_face_model(self, directory, extra_config=extra_config)

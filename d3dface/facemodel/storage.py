@@ -34,10 +34,31 @@ _OPTIONAL = [
 ]
 
 
+SAVED_KEYS = {
+    "format_version",
+    "kind",
+    "weights",
+    "name",
+    "n_vertices",
+    "n_faces",
+    "n_identity",
+    "n_expression",
+    "expression_names",
+    "region_names",
+    "n_local",
+    "n_landmarks",
+    "joint_names",
+}
+"""Config entries :func:`save_face_model` writes from the model itself; the others (licence
+notice, units, build settings, ...) are descriptive and carried by ``model.extra_config``."""
+
+
 def save_face_model(
     model: FaceModel, directory: str | Path, extra_config: dict[str, Any] | None = None
 ) -> Path:
-    """Write the model's buffers and names; ``extra_config`` adds build facts (licence, stats)."""
+    """Write the model's buffers and names, with the descriptive config entries it was loaded
+    with (``model.extra_config``: licence notice, units, build settings) updated by
+    ``extra_config``."""
     tensors = {name: getattr(model, name) for name in _REQUIRED + _OPTIONAL}
     config = {
         "name": model.name,
@@ -50,6 +71,7 @@ def save_face_model(
         "n_local": model.n_local,
         "n_landmarks": model.n_landmarks,
         "joint_names": model.joint_names,
+        **model.extra_config,
         **(extra_config or {}),
     }
     return save_weights(directory, tensors, config, KIND)
@@ -88,7 +110,7 @@ def load_face_model(
         for name in ("joint_regressor", "skin_weights", "pose_basis", "parents"):
             optional[name] = None
     try:
-        return FaceModel(
+        model = FaceModel(
             template=tensors["template"],
             faces=tensors["faces"],
             identity_basis=tensors["identity_basis"],
@@ -101,3 +123,5 @@ def load_face_model(
         raise WeightsError(
             f"'{directory}' holds an inconsistent face model: {err}; re-download or rebuild it"
         ) from err
+    model.extra_config = {key: value for key, value in config.items() if key not in SAVED_KEYS}
+    return model

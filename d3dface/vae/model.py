@@ -154,6 +154,8 @@ class MeshVAE(nn.Module):
             raise ValueError("faces index a vertex that the template does not have")
         self.config = config
         self.structure = structure
+        # descriptive config.json entries (e.g. ``training``) kept from loading to saving
+        self.extra_config: dict[str, Any] = {}
         self.register_buffer("template", template.float())
         self.register_buffer("faces", faces.long())
         zeros = torch.zeros_like(self.template)
@@ -263,7 +265,9 @@ class MeshVAE(nn.Module):
 
     # ------------------------------------------------------------------ storage
     def save_pretrained(self, directory: str | Path, extra_config: dict | None = None) -> Path:
-        """Write ``model.safetensors`` (weights, buffers, structure) + ``config.json``."""
+        """Write ``model.safetensors`` (weights, buffers, structure) + ``config.json``; the
+        config keeps the descriptive entries the model was loaded with (``self.extra_config``,
+        e.g. ``training``), updated by ``extra_config``."""
         tensors = {**self.state_dict(), **self.structure.to_tensors()}
         config = {
             "architecture": self.config.to_dict(),
@@ -271,6 +275,7 @@ class MeshVAE(nn.Module):
             "latent_shape": list(self.latent_shape),
             "level_sizes": self.structure.level_sizes,
             "n_parameters": sum(p.numel() for p in self.parameters()),
+            **self.extra_config,
             **(extra_config or {}),
         }
         return save_weights(directory, tensors, config, KIND)
@@ -325,7 +330,22 @@ class MeshVAE(nn.Module):
             raise WeightsError(
                 f"'{directory}' weights do not fit its config: {one_line(err)}"
             ) from err
+        model.extra_config = {key: value for key, value in raw.items() if key not in SAVED_KEYS}
         return model
+
+
+SAVED_KEYS = {
+    "format_version",
+    "kind",
+    "weights",
+    "architecture",
+    "n_vertices",
+    "latent_shape",
+    "level_sizes",
+    "n_parameters",
+}
+"""Config entries :meth:`MeshVAE.save_pretrained` writes from the model itself; the others
+(``training``, ...) are descriptive and carried by ``MeshVAE.extra_config``."""
 
 
 def architecture_from_config(entries: ConfigEntries) -> VAEConfig:
