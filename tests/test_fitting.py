@@ -114,7 +114,7 @@ def test_fit_recovers_a_synthetic_face(
     torch.testing.assert_close(fit.colours[facial], fit.albedo[facial].clamp(0, 1))
     facial_mean = fit.albedo[~rest].mean(dim=0)
     assert float((fit.colours[rest] - facial_mean).abs().max()) < 0.05
-    assert 0.0 <= float(fit.colours.min()) and float(fit.colours.max()) <= 1.0
+    assert float(fit.colours.min()) >= 0.0 and float(fit.colours.max()) <= 1.0
 
 
 def test_occluded_pixels_and_landmarks_never_enter_the_fit(

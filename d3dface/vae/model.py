@@ -69,15 +69,6 @@ class VAEConfig:
         """JSON-ready dict."""
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VAEConfig:
-        """Inverse of :meth:`to_dict`; TypeError / ValueError when fields are wrong."""
-        structure = dict(data["structure"])
-        structure["level_fractions"] = tuple(structure["level_fractions"])
-        return cls(
-            **{**data, "widths": tuple(data["widths"]), "structure": StructureConfig(**structure)}
-        )
-
 
 #: ``paper``: Tables 3-4 widths; stride-1 kernels of ~14-19 neighbours (radius 3 rho),
 #: unpooling from ~6-8 coarse neighbours (radius 2 rho).
