@@ -329,6 +329,17 @@ def resolve_model_dir(
     return directory
 
 
+SAVE_KEYS = ("format_version", "kind", "weights")
+"""The config entries :func:`save_weights` writes itself."""
+
+
+def descriptive_entries(config: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """The entries of a loaded ``config`` that its model does not write from itself (``own``:
+    what its save writes) or :func:`save_weights` adds (:data:`SAVE_KEYS`): licence notices,
+    units, build settings, training records, carried from loading to saving."""
+    return {key: value for key, value in config.items() if key not in own and key not in SAVE_KEYS}
+
+
 def save_weights(
     directory: str | Path,
     tensors: dict[str, torch.Tensor],

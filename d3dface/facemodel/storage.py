@@ -12,6 +12,7 @@ from d3dface.hub import (
     CONFIG_NAME,
     ConfigEntries,
     WeightsError,
+    descriptive_entries,
     load_weights,
     require_tensors,
     resolve_model_dir,
@@ -34,25 +35,6 @@ _OPTIONAL = [
 ]
 
 
-SAVED_KEYS = {
-    "format_version",
-    "kind",
-    "weights",
-    "name",
-    "n_vertices",
-    "n_faces",
-    "n_identity",
-    "n_expression",
-    "expression_names",
-    "region_names",
-    "n_local",
-    "n_landmarks",
-    "joint_names",
-}
-"""Config entries :func:`save_face_model` writes from the model itself; the others (licence
-notice, units, build settings, ...) are descriptive and carried by ``model.extra_config``."""
-
-
 def save_face_model(
     model: FaceModel, directory: str | Path, extra_config: dict[str, Any] | None = None
 ) -> Path:
@@ -60,7 +42,14 @@ def save_face_model(
     with (``model.extra_config``: licence notice, units, build settings) updated by
     ``extra_config``."""
     tensors = {name: getattr(model, name) for name in _REQUIRED + _OPTIONAL}
-    config = {
+    config = {**_own_config(model), **model.extra_config, **(extra_config or {})}
+    return save_weights(directory, tensors, config, KIND)
+
+
+def _own_config(model: FaceModel) -> dict[str, Any]:
+    """The config entries :func:`save_face_model` writes from the model itself (sizes and
+    names); the others are descriptive (``model.extra_config``)."""
+    return {
         "name": model.name,
         "n_vertices": model.n_vertices,
         "n_faces": model.n_faces,
@@ -71,10 +60,7 @@ def save_face_model(
         "n_local": model.n_local,
         "n_landmarks": model.n_landmarks,
         "joint_names": model.joint_names,
-        **model.extra_config,
-        **(extra_config or {}),
     }
-    return save_weights(directory, tensors, config, KIND)
 
 
 def load_face_model(
@@ -123,5 +109,5 @@ def load_face_model(
         raise WeightsError(
             f"'{directory}' holds an inconsistent face model: {err}; re-download or rebuild it"
         ) from err
-    model.extra_config = {key: value for key, value in config.items() if key not in SAVED_KEYS}
+    model.extra_config = descriptive_entries(config, _own_config(model))
     return model

@@ -31,6 +31,7 @@ from d3dface.hub import (
     CONFIG_NAME,
     ConfigEntries,
     WeightsError,
+    descriptive_entries,
     load_weights,
     one_line,
     require_tensors,
@@ -260,16 +261,19 @@ class MeshVAE(nn.Module):
         config keeps the descriptive entries the model was loaded with (``self.extra_config``,
         e.g. ``training``), updated by ``extra_config``."""
         tensors = {**self.state_dict(), **self.structure.to_tensors()}
-        config = {
+        config = {**self.own_config(), **self.extra_config, **(extra_config or {})}
+        return save_weights(directory, tensors, config, KIND)
+
+    def own_config(self) -> dict[str, Any]:
+        """The config entries :meth:`save_pretrained` writes from the model itself
+        (architecture and sizes); the others are descriptive (``self.extra_config``)."""
+        return {
             "architecture": self.config.to_dict(),
             "n_vertices": self.n_vertices,
             "latent_shape": list(self.latent_shape),
             "level_sizes": self.structure.level_sizes,
             "n_parameters": sum(p.numel() for p in self.parameters()),
-            **self.extra_config,
-            **(extra_config or {}),
         }
-        return save_weights(directory, tensors, config, KIND)
 
     @classmethod
     def from_pretrained(cls, path_or_repo: str | Path, **hub_kwargs: Any) -> MeshVAE:
@@ -321,22 +325,8 @@ class MeshVAE(nn.Module):
             raise WeightsError(
                 f"'{directory}' weights do not fit its config: {one_line(err)}"
             ) from err
-        model.extra_config = {key: value for key, value in raw.items() if key not in SAVED_KEYS}
+        model.extra_config = descriptive_entries(raw, model.own_config())
         return model
-
-
-SAVED_KEYS = {
-    "format_version",
-    "kind",
-    "weights",
-    "architecture",
-    "n_vertices",
-    "latent_shape",
-    "level_sizes",
-    "n_parameters",
-}
-"""Config entries :meth:`MeshVAE.save_pretrained` writes from the model itself; the others
-(``training``, ...) are descriptive and carried by ``MeshVAE.extra_config``."""
 
 
 def architecture_from_config(entries: ConfigEntries) -> VAEConfig:
