@@ -251,6 +251,13 @@ def _add_face_model_option(command: argparse.ArgumentParser) -> None:
     _add_force_download_option(command)
 
 
+def _add_face_index_option(command: argparse.ArgumentParser) -> None:
+    """``--face-index``: which face of the photo, 0 = the largest."""
+    command.add_argument(
+        "--face-index", type=_non_negative_int, default=0, help="0 = the largest face (default)"
+    )
+
+
 def _add_force_download_option(command: argparse.ArgumentParser) -> None:
     """``--force-download``: fetch a Hub ``--model``'s files again even when cached."""
     command.add_argument(
@@ -285,9 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--mask", type=Path, help="occlusion mask image of the photo's size (white = hidden)"
     )
-    fit.add_argument(
-        "--face-index", type=_non_negative_int, default=0, help="0 = the largest face (default)"
-    )
+    _add_face_index_option(fit)
     fit.add_argument(
         "--iterations", type=int, help="non-rigid iterations (default: FitSettings' default)"
     )
@@ -305,9 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="facexlib's face parser (optional extra) or the model-based segmentation; "
         "auto: facexlib where it runs, else the model (default)",
     )
-    mask.add_argument(
-        "--face-index", type=_non_negative_int, default=0, help="0 = the largest face (default)"
-    )
+    _add_face_index_option(mask)
     mask.add_argument("--out", required=True, type=Path, help="output directory")
     _add_face_model_option(mask)
     mask.set_defaults(run=_cmd_mask)
@@ -341,9 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help=f"stage-1 fitting iterations (default: {DEFAULT_FIT_ITERATIONS})",
     )
-    recon.add_argument(
-        "--face-index", type=_non_negative_int, default=0, help="0 = the largest face"
-    )
+    _add_face_index_option(recon)
     recon.add_argument(
         "--mask-method",
         default="auto",
