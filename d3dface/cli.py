@@ -112,20 +112,26 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from d3dface.fit_outputs import write_fit_outputs
     from d3dface.fitting import FitSettings, fit_face
     from d3dface.imageio import load_image
+    from d3dface.perception.landmarks import detect_face
     from d3dface.perception.occlusion_mask import load_mask
+    from d3dface.perception.working_size import width_height, working_photo
 
     _check_out_folder(args.out)
-    photo = load_image(args.image)
-    mask = None if args.mask is None else load_mask(args.mask, photo.shape)
+    given = load_image(args.image)
+    mask = None if args.mask is None else load_mask(args.mask, given.shape)
     model = FaceModel.from_pretrained(args.model, force_download=args.force_download)
     settings = FitSettings(use_local=not args.global_only)
     if args.iterations is not None:
         settings = replace(settings, iterations=args.iterations)
-    fit = fit_face(photo, model, mask, face_index=args.face_index, settings=settings)
+    work = working_photo(given, detect_face(given, args.face_index), mask)
+    photo = work.photo
+    fit = fit_face(photo, model, work.mask, work.landmarks, settings=settings)
     inputs = {
         "image": str(args.image),
         "mask": None if args.mask is None else str(args.mask),
         "face_index": args.face_index,
+        "photo_size_px": width_height(given.shape),
+        "working_size_px": width_height(photo.shape),
     }
     summary = write_fit_outputs(fit, model, photo, args.out, inputs)
     print(

@@ -52,6 +52,7 @@ from d3dface.metrics import diversity_metrics
 from d3dface.overlay import head_faces
 from d3dface.perception.landmarks import LandmarkDetector, detect_face
 from d3dface.perception.occlusion_mask import check_user_mask
+from d3dface.perception.working_size import working_photo
 from d3dface.vae.model import MeshVAE
 
 __all__ = [
@@ -84,8 +85,11 @@ class FaceResult:
     """Everything one run produced.
 
     Attributes:
-        photo: (H, W, 3) uint8 RGB, the photo as loaded (EXIF rotation applied).
-        mask: (H, W) bool, True where the face is hidden. mask_source: ``"user"``,
+        photo: (h, w, 3) uint8 RGB, the photo as worked on: as loaded (EXIF rotation
+            applied), shrunk when the face is larger than
+            :data:`~d3dface.perception.working_size.MAX_FACE_SIDE` pixels.
+        photo_size: the given photo's (H, W); ``mask.png`` is written at this size.
+        mask: (h, w) bool, True where the face is hidden. mask_source: ``"user"``,
             ``"none"`` (no occlusion assumed) or the automatic method's name. mask_notes: the
             automatic segmentation's remarks for the user (nothing found hidden, a fallback).
         fit: the stage-1 fit (its ``visibility`` classes the vertices).
@@ -102,6 +106,7 @@ class FaceResult:
     """
 
     photo: np.ndarray
+    photo_size: tuple[int, int]
     mask: np.ndarray
     mask_source: str
     mask_notes: tuple[str, ...]
@@ -336,14 +341,15 @@ class Diverse3DFace:
         start = clock = time.perf_counter()
 
         report(0.0, "detecting the face")
-        photo = load_image(image)
-        user_mask = self._user_mask(mask, photo)
-        landmarks = detect_face(photo, face_index, self.detector)
+        given = load_image(image)
+        user_mask = self._user_mask(mask, given)
+        work = working_photo(given, detect_face(given, face_index, self.detector), user_mask)
+        photo, landmarks = work.photo, work.landmarks
         timings["detect"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
         report(_STAGE_SHARE["detect"], "finding the occluded part")
-        occlusion, source, notes = self._occlusion(photo, user_mask, landmarks, mask_method)
+        occlusion, source, notes = self._occlusion(photo, work.mask, landmarks, mask_method)
         timings["mask"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
@@ -367,6 +373,7 @@ class Diverse3DFace:
             metrics = diversity_metrics(samples, target.visible, target.occluded)
         return FaceResult(
             photo=photo,
+            photo_size=work.original_size,
             mask=occlusion,
             mask_source=source,
             mask_notes=notes,

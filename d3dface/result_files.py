@@ -7,7 +7,8 @@ Written into one folder:
 - ``fit.ply``: the stage-1 mesh, coloured by visibility (grey visible, red occluded,
   blue-grey self-hidden);
 - ``spread.glb``: the samples' mean mesh coloured by per-vertex spread;
-- ``mask.png`` (white = hidden, photo size), ``overlay.png`` (the fit over the photo),
+- ``mask.png`` (white = hidden, at the given photo's size), ``overlay.png`` (the fit over the
+  photo as worked on, :attr:`~d3dface.pipeline.FaceResult.photo`),
   ``grid.png`` (shaded renders of every sample), ``spread.png`` (the spread heat map);
 - ``metrics.json``: ASD-V, ASD-O, ratio, timings, settings, vertex counts, file list.
 
@@ -32,6 +33,7 @@ from torch import Tensor
 from d3dface.figures import head_part, heat_colours, sample_grid, spread_image
 from d3dface.meshio import MESH_FORMATS, export_mesh
 from d3dface.overlay import draw_overlay
+from d3dface.perception.working_size import mask_to_size, width_height
 from d3dface.visibility import VISIBILITY_NAMES, visibility_colours
 
 if TYPE_CHECKING:
@@ -86,6 +88,8 @@ def result_summary(result: FaceResult) -> dict:
         "mask_source": result.mask_source,
         "mask_notes": list(result.mask_notes),
         "occluded_pixel_fraction": round(float(result.mask.mean()), 4),
+        "photo_size_px": width_height(result.photo_size),
+        "working_size_px": width_height(result.photo.shape[:2]),
         "vertex_classes": {
             name: int(count) for name, count in zip(VISIBILITY_NAMES, classes, strict=True)
         },
@@ -172,7 +176,7 @@ def write_result(
     keep, head_faces = head_part(result.head_faces, result.samples.shape[1])
     heads = result.samples[:, keep]
     pictures = {
-        "mask.png": (result.mask.astype(np.uint8) * 255),
+        "mask.png": mask_to_size(result.mask, result.photo_size).astype(np.uint8) * 255,
         "overlay.png": draw_overlay(result.photo, result.fit, result.head_faces),
         "grid.png": sample_grid(heads, head_faces),
         "spread.png": spread_image(heads.mean(0), result.spread_mm[keep], head_faces),

@@ -18,6 +18,7 @@ from d3dface.facemodel.model import FaceModel
 from d3dface.fitting import DEFAULT_ITERATIONS as DEFAULT_FIT_ITERATIONS
 from d3dface.imageio import load_image
 from d3dface.perception.landmarks import detect_face
+from d3dface.perception.working_size import MAX_FACE_SIDE
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_IMAGES = Path(__file__).parents[1].parent / "shared" / "test_images"
@@ -71,6 +72,23 @@ def test_fit_writes_mesh_overlay_and_numbers(obama: Path, tmp_path: Path) -> Non
     assert summary["landmark_error_px"] < 10.0
     with Image.open(out / "overlay.png") as overlay, Image.open(obama) as photo:
         assert overlay.size == photo.size
+
+
+def test_fit_works_on_a_large_photo_at_the_size_its_face_needs(obama: Path, tmp_path: Path) -> None:
+    with Image.open(obama) as photo:
+        size = (photo.width * 5 // 2, photo.height * 5 // 2)  # the face becomes about 750 px
+        photo.resize(size, Image.Resampling.BICUBIC).save(tmp_path / "large.png")
+    out = tmp_path / "fit"
+    assert main(["fit", str(tmp_path / "large.png"), "--iterations", "20", "--out", str(out)]) == 0
+    summary = json.loads((out / "fit.json").read_text())
+    assert summary["photo_size_px"] == list(size)
+    working = summary["working_size_px"]
+    assert working[0] < size[0] and working[0] / size[0] == pytest.approx(
+        working[1] / size[1], abs=1e-3
+    )
+    assert summary["landmark_error_px"] < 0.02 * MAX_FACE_SIDE  # pixels of the working size
+    with Image.open(out / "overlay.png") as overlay:
+        assert list(overlay.size) == working
 
 
 def test_fit_bad_inputs_exit_2_with_one_clear_line(

@@ -31,6 +31,7 @@ from d3dface.perception.occlusion_facexlib import (
     load_face_parser,
 )
 from d3dface.perception.occlusion_mask import check_mask, check_user_mask
+from d3dface.perception.working_size import MAX_FACE_SIDE
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_IMAGES = ROOT.parent / "shared" / "test_images"
@@ -263,6 +264,26 @@ def test_model_segmentation_on_a_render_with_a_face_mask(
     grey = np.repeat(occluded.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
     found_grey = segment_occlusion(grey, model, method="model", detector=detector)
     assert any("no colour" in note for note in found_grey.notes)
+
+
+def test_a_large_photo_is_segmented_shrunk_and_its_mask_given_at_its_size(
+    model: FaceModel, detector: LandmarkDetector, render: tuple[np.ndarray, np.ndarray]
+) -> None:
+    image, points = render
+    occluded, truth = draw_occluder_of_type(image, points, "face_mask", np.random.default_rng(2))
+    native = segment_occlusion(occluded, model, method="model", detector=detector)
+    side = 3 * image.shape[0]  # the face becomes larger than MAX_FACE_SIDE
+    assert 3 * np.ptp(native.landmarks.points, axis=0).max() > MAX_FACE_SIDE
+    large = cv2.resize(occluded, (side, side), interpolation=cv2.INTER_CUBIC)
+    found = segment_occlusion(large, model, method="model", detector=detector)
+    assert found.mask.shape == found.face_region.shape == (side, side)
+    large_truth = cv2.resize(truth.astype(np.uint8), (side, side)) > 0
+    assert _iou(found.mask, large_truth, found.face_region) > 0.8
+    small = cv2.resize(
+        found.mask.astype(np.float32), image.shape[1::-1], interpolation=cv2.INTER_AREA
+    )
+    back = small >= 0.5
+    assert _iou(back, native.mask, native.face_region) > 0.9
 
 
 # ---------------------------------------------------------------------- drawn occluders

@@ -20,6 +20,7 @@ from d3dface.fitting import FitSettings
 from d3dface.hub import WeightsError
 from d3dface.imageio import load_image
 from d3dface.perception.landmarks import detect_face
+from d3dface.perception.working_size import MAX_FACE_SIDE
 from d3dface.pipeline import run_settings
 
 TEST_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "test_images"
@@ -103,6 +104,31 @@ def test_pipeline_reconstructs_a_masked_photo(
     assert samples == ["sample_00.ply", "sample_01.ply"]
     assert (tmp_path / "notes.txt").read_text() == "the user's own file"
     assert json.loads((tmp_path / "metrics.json").read_text())["settings"]["n_samples"] == 2
+
+
+def test_a_large_photo_is_worked_on_at_the_size_its_face_needs(
+    pipeline: Diverse3DFace, masked_photo: tuple[Path, Path], tmp_path: Path
+) -> None:
+    photo_path, mask_path = masked_photo
+    photo = Image.open(photo_path)
+    size = (photo.width * 5 // 2, photo.height * 5 // 2)  # the face becomes about 750 px
+    big = np.array(photo.resize(size, Image.Resampling.BICUBIC))
+    big_mask = np.array(Image.open(mask_path).convert("L").resize(size)) > 127
+
+    result = pipeline(big, mask=big_mask, n=2, seed=1, **FAST)
+
+    assert result.photo_size == big.shape[:2]
+    face = detect_face(result.photo).bbox
+    assert max(face[2] - face[0], face[3] - face[1]) == pytest.approx(MAX_FACE_SIDE, rel=0.03)
+    assert result.mask.shape == result.photo.shape[:2]
+    result.save(tmp_path, formats=("ply",))
+    written = np.array(Image.open(tmp_path / "mask.png")) > 127
+    assert written.shape == big_mask.shape
+    assert (written & big_mask).sum() / (written | big_mask).sum() > 0.98
+    assert Image.open(tmp_path / "overlay.png").size == result.photo.shape[1::-1]
+    summary = json.loads((tmp_path / "metrics.json").read_text())
+    assert summary["photo_size_px"] == list(size)
+    assert summary["working_size_px"] == list(result.photo.shape[1::-1])
 
 
 def test_pipeline_refuses_a_mask_of_another_size(

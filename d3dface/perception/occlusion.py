@@ -15,7 +15,9 @@
 ``method="auto"`` uses the user's mask when one is given, else facexlib where it can run, else
 the model. Every source first places the face model quickly
 (:func:`~d3dface.perception.face_layout.face_layout`, about 0.3 s) to know where the face is;
-the model-based segmentation then takes about 0.2-0.5 s on one CPU thread.
+the model-based segmentation then takes about 0.2-0.5 s on one CPU thread. A photo whose face
+is larger than :data:`~d3dface.perception.working_size.MAX_FACE_SIDE` pixels is segmented on a
+shrunk copy and the mask brought back to the photo's size.
 
 The result's landmark visibility follows :func:`d3dface.fitting.fit_face`'s rule (inside the
 photo and not on a hidden pixel), so ``fit_face(photo, model, result.mask, result.landmarks)``
@@ -43,6 +45,7 @@ from d3dface.perception.occlusion_facexlib import (
 )
 from d3dface.perception.occlusion_mask import check_user_mask
 from d3dface.perception.occlusion_model import ModelSegmentationSettings, segment_with_model
+from d3dface.perception.working_size import mask_to_size, working_photo
 
 __all__ = ["METHODS", "OcclusionResult", "segment_occlusion"]
 
@@ -133,8 +136,9 @@ def segment_occlusion(
     timings = {"detect": time.perf_counter() - start}
 
     clock = time.perf_counter()
-    layout = face_layout(photo, model, landmarks, occlusion_mask=user)
-    face_region = layout.to_photo(layout.footprint)
+    work = working_photo(photo, landmarks, user)
+    layout = face_layout(work.photo, model, work.landmarks, occlusion_mask=work.mask)
+    face_region = mask_to_size(layout.to_photo(layout.footprint), photo.shape[:2])
     timings["layout"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -143,7 +147,8 @@ def segment_occlusion(
         mask, source = user, "user"
         notes += _user_mask_notes(user, face_region)
     else:
-        mask, source = _found_mask(photo, layout, method, notes)
+        found, source = _found_mask(work.photo, layout, method, notes)
+        mask = mask_to_size(found, photo.shape[:2])
         if not (mask & face_region).any():
             notes.append("no occluder was found: the whole face is treated as visible")
     timings["segment"] = time.perf_counter() - clock
