@@ -1,5 +1,8 @@
 """``python -m d3dface.bench speed [--quick]``: seconds per stage and peak memory of the whole
-pipeline for N = 1, 4, 8, 16 samples, on the CPU and, on a machine with a CUDA GPU, on it too.
+pipeline for N = 1, 4, 8, 16 samples, on the CPU and, on a machine with a CUDA GPU, on it too;
+and for N = 8 on the CPU with the same photo enlarged to a phone camera's size (its longer side
+:data:`LARGE_PHOTO_SIDE` pixels), which the pipeline works on shrunk
+(:mod:`d3dface.perception.working_size`).
 
 Each N runs in a fresh process (so its peak resident memory is its own): the pipeline is
 loaded, run once to warm up (first-call costs: mediapipe's graphs, allocator), then timed on
@@ -20,6 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -28,6 +32,9 @@ from d3dface.bench import write_results
 RESULTS_DIR = Path("bench") / "results"
 SAMPLE_COUNTS = (1, 4, 8, 16)
 STAGES = ("detect", "mask", "fit", "diversity", "export", "total")
+LARGE_PHOTO_SIDE = 5120
+"""The enlarged photo's longer side: a 16-megapixel phone photo's (4:3)."""
+LARGE_PHOTO_N = 8
 DEFAULT_PHOTO = Path(__file__).resolve().parents[2].parent / "shared" / "test_images" / "obama.jpg"
 
 
@@ -43,14 +50,22 @@ def masked_photo(path: Path) -> np.ndarray:
 
 
 def time_one(
-    photo_path: str, n: int, iterations: int | None, threads: int, device: str
+    photo_path: str,
+    n: int,
+    iterations: int | None,
+    threads: int,
+    device: str,
+    enlarge_to: int | None = None,
 ) -> dict[str, float]:
     """Run the pipeline on ``device`` on one photo with ``n`` samples (after a warm-up run);
-    seconds per stage, peak resident memory (MB) and, on CUDA, peak allocated GPU memory (MB)."""
+    seconds per stage, peak resident memory (MB) and, on CUDA, peak allocated GPU memory (MB).
+    ``enlarge_to``: first enlarge the photo (bicubic) so its longer side has this many pixels."""
     torch.set_num_threads(threads)
     from d3dface.pipeline import Diverse3DFace
 
     photo = masked_photo(Path(photo_path))
+    if enlarge_to is not None:
+        photo = enlarged(photo, enlarge_to)
     pipe = Diverse3DFace.from_pretrained(device=device)
     options = {"n": n, "seed": 0, "iterations": iterations}
     pipe(photo, **{**options, "iterations": 2, "fit_iterations": 2})  # warm-up
@@ -70,27 +85,48 @@ def time_one(
     return timings
 
 
+def enlarged(photo: np.ndarray, side: int) -> np.ndarray:
+    """(H', W', 3) uint8: ``photo`` (H, W, 3) resized (bicubic) to a longer side of ``side``."""
+    height, width = photo.shape[:2]
+    factor = side / max(height, width)
+    size = (round(width * factor), round(height * factor))
+    return cv2.resize(photo, size, interpolation=cv2.INTER_CUBIC)
+
+
 def run(
-    photo: Path, counts: Sequence[int], iterations: int | None, threads: int, devices: Sequence[str]
+    photo: Path,
+    counts: Sequence[int],
+    iterations: int | None,
+    threads: int,
+    devices: Sequence[str],
+    large_side: int,
 ) -> dict:
     """Time every N on every device in its own process; ``{"rows": {N: timings}}`` for the
-    CPU and ``"cuda_rows"`` likewise when "cuda" is among ``devices``."""
+    CPU, ``"cuda_rows"`` likewise when "cuda" is among ``devices``, and ``"large_rows"``
+    for :data:`LARGE_PHOTO_N` on the CPU with the photo enlarged to ``large_side``."""
     context = multiprocessing.get_context("spawn")
+    cases = [(device, n, None) for device in devices for n in counts]
+    cases.append(("cpu", LARGE_PHOTO_N, large_side))
     results: dict = {}
-    for device in devices:
-        rows = results.setdefault("rows" if device == "cpu" else f"{device}_rows", {})
-        for n in counts:
-            with context.Pool(1) as pool:
-                rows[str(n)] = pool.apply(time_one, (str(photo), n, iterations, threads, device))
-            figures = ", ".join(f"{k} {v:.2f}" for k, v in rows[str(n)].items())
-            print(f"{device}, N = {n}: {figures}")
+    for device, n, enlarge_to in cases:
+        key = "large_rows" if enlarge_to else "rows" if device == "cpu" else f"{device}_rows"
+        arguments = (str(photo), n, iterations, threads, device, enlarge_to)
+        with context.Pool(1) as pool:
+            row = results.setdefault(key, {})[str(n)] = pool.apply(time_one, arguments)
+        figures = ", ".join(f"{k} {v:.2f}" for k, v in row.items())
+        print(f"{device}{f', {enlarge_to} px photo' if enlarge_to else ''}, N = {n}: {figures}")
     return results
 
 
 def to_markdown(results: dict) -> str:
     """A table of seconds per stage and peak memory per N for each device timed."""
     lines = ["# Pipeline speed and memory", "", results["description"]]
-    for key, title in (("rows", "CPU"), ("cuda_rows", f"CUDA ({results.get('gpu', 'GPU')})")):
+    titles = {
+        "rows": "CPU",
+        "cuda_rows": f"CUDA ({results.get('gpu', 'GPU')})",
+        "large_rows": f"CPU, the photo enlarged to {results.get('large_side')} px",
+    }
+    for key, title in titles.items():
         if key not in results:
             continue
         gpu = key == "cuda_rows"
@@ -112,7 +148,11 @@ def to_markdown(results: dict) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and write ``speed.json`` / ``speed.md``."""
     parser = argparse.ArgumentParser(prog="python -m d3dface.bench speed")
-    parser.add_argument("--quick", action="store_true", help="N = 2 only, 5 iterations")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="N = 2 only, 5 iterations, the enlarged photo 2560 px",
+    )
     parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO, help="the photo to time")
     parser.add_argument(
         "--threads",
@@ -129,9 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"photo '{args.photo}' does not exist; pass --photo")
     counts = (2,) if args.quick else SAMPLE_COUNTS
     iterations = 5 if args.quick else None
+    large_side = 2560 if args.quick else LARGE_PHOTO_SIDE
     load = os.getloadavg()[0]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.cpu_only else [])
-    results = run(args.photo, counts, iterations, args.threads, devices)
+    results = run(args.photo, counts, iterations, args.threads, devices, large_side)
+    results["large_side"] = large_side
     if "cuda" in devices:
         results["gpu"] = torch.cuda.get_device_name()
     results["description"] = (
@@ -141,7 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.photo.name} with a drawn face mask, mask found automatically, default "
         f"settings{' (quick: 5 diversity iterations)' if args.quick else ''}; export = GLB + "
         "PLY + OBJ of every sample and the pictures. Peak RSS = the process's maximum resident "
-        "memory, models and warm-up included."
+        f"memory, models and warm-up included. The enlarged photo (N = {LARGE_PHOTO_N}) is "
+        "worked on shrunk until its face is 640 px across; its export writes mask.png at its "
+        "full size."
     )
     results["threads"] = args.threads
     args.out.mkdir(parents=True, exist_ok=True)
