@@ -262,7 +262,8 @@ def resolve_model_dir(
 
     A Hub repo id (``owner/name``) is fetched with ``huggingface_hub.snapshot_download``,
     which honours ``HF_HUB_OFFLINE=1`` by using the local cache only; ``force_download``
-    fetches every file again even when it is cached (to replace a corrupt cached file).
+    fetches every file again even when it is cached (to replace a corrupt cached file), and
+    is refused unless the Hub answers.
     Every failure (not cached, unknown revision, no network, ...) is a one-line WeightsError.
     """
     local = Path(path_or_repo).expanduser()
@@ -291,6 +292,8 @@ def resolve_model_dir(
             f"download '{text}' again"
         )
     try:
+        if force_download:
+            _ask_hub(text, revision, token)
         snapshot = snapshot_download(
             repo_id=text,
             revision=revision,
@@ -314,19 +317,49 @@ def resolve_model_dir(
             "your token for a private or gated repo, and the network)"
         ) from err
     except network_errors() as err:
-        raise WeightsError(
-            f"the Hugging Face Hub could not be reached to download '{text}' ({one_line(err)}); "
-            f"check the network and try again, or {OFFLINE_HINT}"
-        ) from err
+        raise WeightsError(_unreachable_message(text, err, force_download)) from err
     except OSError as err:
         raise WeightsError(
             f"could not download '{text}' into the Hub cache: {one_line(err)} (check the free "
             "space and permissions of the cache folder, HF_HOME / HF_HUB_CACHE)"
         ) from err
+    except ValueError as err:
+        # hf_hub_download's "Force download failed due to the above error." when the Hub
+        # stops answering after _ask_hub did; the cause is the network error
+        if not (force_download and isinstance(err.__cause__, network_errors())):
+            raise
+        raise WeightsError(_unreachable_message(text, err.__cause__, force_download)) from err
     directory = Path(snapshot) / subfolder if subfolder else Path(snapshot)
     if not directory.is_dir():
         raise WeightsError(f"Hub repo '{text}' has no folder '{subfolder}'")
     return directory
+
+
+def _ask_hub(repo_id: str, revision: str | None, token: str | None) -> None:
+    """Ask the Hub for ``repo_id`` at ``revision`` before a forced download.
+
+    ``snapshot_download`` falls back to the cached snapshot, without a word, when it cannot
+    reach the Hub (a connection error, a timeout, a Hub error status), which would ignore
+    ``force_download``; ``HfApi.repo_info`` raises those errors instead.
+    """
+    from huggingface_hub import HfApi
+
+    HfApi(token=token).repo_info(repo_id, revision=revision)
+
+
+def _unreachable_message(repo_id: str, error: BaseException, force_download: bool) -> str:
+    """The Hub could not be reached for ``repo_id``, in one line: for a forced download, that
+    nothing was downloaded again; otherwise how to load offline instead."""
+    if force_download:
+        return (
+            f"the Hugging Face Hub could not be reached ({one_line(error)}), so the files of "
+            f"'{repo_id}' were not downloaded again (force_download); check the network and "
+            "try again"
+        )
+    return (
+        f"the Hugging Face Hub could not be reached to download '{repo_id}' ({one_line(error)}); "
+        f"check the network and try again, or {OFFLINE_HINT}"
+    )
 
 
 SAVE_KEYS = ("format_version", "kind", "weights")

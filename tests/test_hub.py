@@ -206,6 +206,51 @@ def test_a_corrupt_cached_file_is_named_with_how_to_download_it_again(linked_cac
         Diverse3DFace.from_pretrained(REPO_ID, force_download=True)
 
 
+def _hub_answers(self: object, repo_id: str, **kwargs: object) -> SimpleNamespace:
+    """A stand-in for ``HfApi.repo_info`` when the Hub answers."""
+    return SimpleNamespace(id=repo_id, sha=COMMIT)
+
+
+@pytest.mark.parametrize("where", ["repo_info", "hf_hub_download"])
+def test_force_download_without_network_is_refused_instead_of_using_the_cache(
+    where: str,
+    hub_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """snapshot_download falls back to the cached snapshot when the Hub cannot be reached: a
+    forced download must say that nothing was downloaded again rather than load the cache."""
+    error = _client_error("ConnectError")
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise error
+
+    def force_download_fails(**kwargs: object) -> None:
+        # what hf_hub_download raises when the Hub stops answering during a forced download
+        raise ValueError("Force download failed due to the above error.") from error
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(hub_cache))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)  # the network calls are patched
+    if where == "repo_info":
+        monkeypatch.setattr(huggingface_hub.HfApi, "repo_info", unreachable)
+        # without force_download the cached snapshot is still what loads
+        assert isinstance(Diverse3DFace.from_pretrained(REPO_ID), Diverse3DFace)
+    else:
+        monkeypatch.setattr(huggingface_hub.HfApi, "repo_info", _hub_answers)
+        monkeypatch.setattr(huggingface_hub, "snapshot_download", force_download_fails)
+    with pytest.raises(WeightsError) as caught:
+        Diverse3DFace.from_pretrained(REPO_ID, force_download=True)
+    message = str(caught.value)
+    assert message == (
+        "the Hugging Face Hub could not be reached (ConnectError: [Errno -2] Name or service "
+        f"not known), so the files of '{REPO_ID}' were not downloaded again (force_download); "
+        "check the network and try again"
+    )
+    assert main(["info", "--model", REPO_ID, "--force-download"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {message}\n"
+
+
 def test_force_download_reaches_huggingface_hub(
     hub_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -218,7 +263,8 @@ def test_force_download_reaches_huggingface_hub(
         return str(served["folder"])
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
-    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)  # snapshot_download is patched
+    monkeypatch.setattr(huggingface_hub.HfApi, "repo_info", _hub_answers)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)  # the Hub calls are patched
     assert isinstance(Diverse3DFace.from_pretrained(REPO_ID, force_download=True), Diverse3DFace)
     assert isinstance(from_pretrained(REPO_ID, force_download=True), Diverse3DFace)
     vae = MeshVAE.from_pretrained(REPO_ID, subfolder="mesh_vae_lite", force_download=True)
