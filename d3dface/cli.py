@@ -60,10 +60,10 @@ def _non_negative_int(text: str) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from d3dface.facemodel.model import FaceModel
-    from d3dface.hub import resolve_model_dir
+    from d3dface.facemodel.storage import face_model_dir
 
-    model = FaceModel.from_pretrained(args.model, force_download=args.force_download)
-    directory = resolve_model_dir(args.model)
+    directory = face_model_dir(args.model, force_download=args.force_download)
+    model = FaceModel.from_pretrained(directory)
     config = json.loads((directory / "config.json").read_text())
     files = sorted(p for p in directory.iterdir() if p.is_file())
     lines = [
@@ -252,7 +252,8 @@ def _add_face_model_option(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--model",
         default=str(DEFAULT_FACE_MODEL),
-        help="face model directory or Hub repo id (default: the shipped checkpoints/face_model)",
+        help="face model directory or Hub repo id; a pipeline's (such as checkpoints/ or the "
+        "published repo) gives its face model (default: the shipped checkpoints/face_model)",
     )
     _add_force_download_option(command)
 

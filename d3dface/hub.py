@@ -257,13 +257,15 @@ def resolve_model_dir(
     token: str | None = None,
     subfolder: str | None = None,
     force_download: bool = False,
+    files: str = "*",
 ) -> Path:
     """A local directory for ``path_or_repo``: itself if it exists, else a Hub snapshot.
 
     A Hub repo id (``owner/name``) is fetched with ``huggingface_hub.snapshot_download``,
     which honours ``HF_HUB_OFFLINE=1`` by using the local cache only; ``force_download``
     fetches every file again even when it is cached (to replace a corrupt cached file), and
-    is refused unless the Hub answers.
+    is refused unless the Hub answers. ``files``: the pattern of the files to fetch, relative
+    to ``subfolder`` (default all; a local directory is used as it is).
     Every failure (not cached, unknown revision, no network, ...) is a one-line WeightsError.
     """
     local = Path(path_or_repo).expanduser()
@@ -299,7 +301,7 @@ def resolve_model_dir(
             revision=revision,
             cache_dir=cache_dir,
             token=token,
-            allow_patterns=[f"{subfolder}/*"] if subfolder else None,
+            allow_patterns=[f"{subfolder}/{files}" if subfolder else files],
             force_download=force_download,
         )
     except LocalEntryNotFoundError as err:
@@ -330,8 +332,9 @@ def resolve_model_dir(
             raise
         raise WeightsError(_unreachable_message(text, err.__cause__, force_download)) from err
     directory = Path(snapshot) / subfolder if subfolder else Path(snapshot)
-    if not directory.is_dir():
-        raise WeightsError(f"Hub repo '{text}' has no folder '{subfolder}'")
+    if subfolder and not directory.is_dir():
+        holding = "" if files == "*" else f" holding {files}"
+        raise WeightsError(f"Hub repo '{text}' has no folder '{subfolder}'{holding}")
     return directory
 
 
@@ -501,10 +504,73 @@ def require_tensors(tensors: dict[str, torch.Tensor], names: list[str], director
         raise WeightsError(f"'{directory}' weights lack tensors: {', '.join(missing)}")
 
 
+PIPELINE_KIND = "d3dface.pipeline"
+
+PIPELINE_MODELS = {
+    "face_model": ("the face model", "face_model"),
+    "mesh_vae": ("the Mesh-VAE", "mesh_vae_lite"),
+}
+"""The keys of a pipeline's config.json that name the folders of its models -> (what the model
+is, its folder in the shipped ``checkpoints/`` and the published Hub repo, for messages)."""
+
+
+def pipeline_folder_name(config: dict[str, Any], directory: Path, role: str) -> str:
+    """The folder of the ``role`` model (a key of :data:`PIPELINE_MODELS`) as the pipeline
+    config ``config``, read from ``directory``, names it."""
+    what, example = PIPELINE_MODELS[role]
+    return ConfigEntries(config, directory / CONFIG_NAME).text(
+        role, should=f'the name of {what}\'s folder, e.g. "{example}"'
+    )
+
+
+def require_model_folder(directory: Path, name: str, role: str, source: str) -> Path:
+    """``directory / name``, the folder of a pipeline's ``role`` model that ``source`` names
+    (``"key 'face_model'"``); WeightsError listing the folders there when it is missing."""
+    folder = directory / name
+    if not folder.is_dir():
+        present = sorted(path.name for path in directory.iterdir() if path.is_dir())
+        raise WeightsError(
+            f"'{directory}' has no {role} folder '{name}' (named by {source}); its folders "
+            f"are: {', '.join(present) or 'none'}"
+        )
+    return folder
+
+
+def resolve_model_folder(
+    path_or_repo: str | Path,
+    role: str,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    token: str | None = None,
+    subfolder: str | None = None,
+    force_download: bool = False,
+) -> Path:
+    """The local folder of a model that a pipeline holds as ``role`` (``"face_model"``).
+
+    That is the folder of ``path_or_repo`` (and ``subfolder``) itself, unless its config.json
+    is a pipeline's: then it is the pipeline's folder for ``role``, as that config names it.
+    Of a Hub repo, the config.json is fetched first, then only that model's files. The kind
+    of the model is left to its loader to check. Arguments as :func:`resolve_model_dir`.
+    """
+
+    def fetch(files: str) -> Path:
+        """The folder of ``path_or_repo`` (and ``subfolder``) with ``files`` fetched."""
+        return resolve_model_dir(
+            path_or_repo, revision, cache_dir, token, subfolder, force_download, files
+        )
+
+    directory = fetch(CONFIG_NAME)
+    config = read_plain_config(directory, None)
+    if config["kind"] != PIPELINE_KIND:
+        return fetch("*")
+    name = pipeline_folder_name(config, directory, role)
+    return require_model_folder(fetch(f"{name}/*"), name, role, f"key '{role}'")
+
+
 KIND_LOADERS = {
     "d3dface.face_model": ("d3dface.facemodel.model", "FaceModel"),
     "d3dface.mesh_vae": ("d3dface.vae.model", "MeshVAE"),
-    "d3dface.pipeline": ("d3dface.pipeline", "Diverse3DFace"),
+    PIPELINE_KIND: ("d3dface.pipeline", "Diverse3DFace"),
 }
 """Model kind -> (module, class) whose ``from_pretrained`` loads it."""
 

@@ -41,9 +41,12 @@ from d3dface.hub import (
     CHECKPOINTS_DIR,
     CONFIG_NAME,
     FORMAT_VERSION,
-    ConfigEntries,
+    PIPELINE_KIND,
+    PIPELINE_MODELS,
     WeightsError,
+    pipeline_folder_name,
     read_plain_config,
+    require_model_folder,
     resolve_model_dir,
 )
 from d3dface.imageio import ImageSource, load_image
@@ -67,11 +70,6 @@ __all__ = [
 MASK_METHODS = ("auto", "model", "facexlib", "none")
 """How :meth:`Diverse3DFace.__call__` finds the mask when none is given (``"none"``: assume
 nothing is hidden)."""
-
-PIPELINE_KIND = "d3dface.pipeline"
-
-CHECKPOINTS_FOLDERS = {"face_model": "face_model", "mesh_vae": "mesh_vae_lite"}
-"""The model folders of the shipped ``checkpoints/`` (and the published Hub repo)."""
 
 ProgressCallback = Callable[[float, str], Any]
 """``progress(fraction in [0, 1], description)``; a ``gradio.Progress`` fits."""
@@ -248,23 +246,13 @@ class Diverse3DFace:
             path_or_repo, revision, cache_dir, token, force_download=force_download
         )
         config = read_plain_config(directory, PIPELINE_KIND)
-        entries = ConfigEntries(config, directory / CONFIG_NAME)
         folders: dict[str, str] = {}
-        for role, folder in (("face_model", "the face model"), ("mesh_vae", "the Mesh-VAE")):
+        for role in PIPELINE_MODELS:
             if role == "mesh_vae" and vae:
                 name, source = vae, "the vae argument"
             else:
-                example = CHECKPOINTS_FOLDERS[role]
-                name = entries.text(
-                    role, should=f'the name of {folder}\'s folder, e.g. "{example}"'
-                )
-                source = f"key '{role}'"
-            if not (directory / name).is_dir():
-                present = sorted(path.name for path in directory.iterdir() if path.is_dir())
-                raise WeightsError(
-                    f"'{directory}' has no {role} folder '{name}' (named by {source}); its "
-                    f"folders are: {', '.join(present) or 'none'}"
-                )
+                name, source = pipeline_folder_name(config, directory, role), f"key '{role}'"
+            require_model_folder(directory, name, role, source)
             folders[role] = name
         pipeline = cls(
             FaceModel.from_pretrained(directory / folders["face_model"]),

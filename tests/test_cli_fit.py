@@ -56,8 +56,10 @@ def _mouth_mask(photo: Path, out: Path) -> Path:
 def test_fit_writes_mesh_overlay_and_numbers(obama: Path, tmp_path: Path) -> None:
     mask = _mouth_mask(obama, tmp_path / "mask.png")
     out = tmp_path / "fit"
-    status = main(["fit", str(obama), "--mask", str(mask), "--iterations", "20", "--out", str(out)])
-    assert status == 0
+    # --model: the pipeline folder, as for reconstruct; fit uses the face model in it
+    pipeline = str(ROOT / "checkpoints")
+    args = ["--mask", str(mask), "--iterations", "20", "--model", pipeline, "--out", str(out)]
+    assert main(["fit", str(obama), *args]) == 0
     for name in ("fit.ply", "fit.glb", "overlay.png", "fit.json"):
         assert (out / name).is_file(), name
     model = FaceModel.from_pretrained(ROOT / "checkpoints" / "face_model")

@@ -14,6 +14,7 @@ import huggingface_hub
 import numpy as np
 import pytest
 from huggingface_hub import constants as hub_constants
+from huggingface_hub.utils import filter_repo_objects
 from PIL import Image
 
 from d3dface import Diverse3DFace
@@ -76,6 +77,7 @@ def test_hf_hub_download_and_from_pretrained_work_from_the_offline_cache(
     assert isinstance(MeshVAE.from_pretrained(REPO_ID, subfolder="mesh_vae_lite"), MeshVAE)
     pipe = Diverse3DFace.from_pretrained(REPO_ID, revision="main")
     assert pipe.face_model.n_vertices == pipe.vae.n_vertices == 5042
+    assert FaceModel.from_pretrained(REPO_ID).n_vertices == 5042  # the pipeline's face model
 
 
 def test_a_repo_missing_from_the_offline_cache_is_a_clear_error(offline_cache: Path) -> None:
@@ -270,12 +272,98 @@ def test_force_download_reaches_huggingface_hub(
     vae = MeshVAE.from_pretrained(REPO_ID, subfolder="mesh_vae_lite", force_download=True)
     assert isinstance(vae, MeshVAE)
     assert isinstance(FaceModel.from_pretrained(REPO_ID, subfolder="face_model"), FaceModel)
-    assert [call["force_download"] for call in calls] == [True, True, True, False]
+    # the face model: its config.json first, then its other files
+    assert [call["force_download"] for call in calls] == [True, True, True, False, False]
     calls.clear()
     served["folder"] = snapshot / "face_model"  # the CLI's --model: a repo of a face model
     assert main(["info", "--model", "me/face-model", "--force-download"]) == 0
     assert calls[0]["force_download"] is True and calls[0]["repo_id"] == "me/face-model"
     assert "ict_face_model_d3dface" in capsys.readouterr().out
+
+
+def _same_face_model(model: FaceModel) -> bool:
+    """Whether ``model`` is the shipped face model (``checkpoints/face_model``)."""
+    shipped = FaceModel.from_pretrained(CHECKPOINTS_DIR / "face_model")
+    return model.name == shipped.name and all(
+        bool((tensor == shipped.state_dict()[name]).all())
+        for name, tensor in model.state_dict().items()
+    )
+
+
+def test_a_face_model_loads_from_a_pipeline_folder_as_its_config_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _same_face_model(FaceModel.from_pretrained(CHECKPOINTS_DIR))
+    pipeline = tmp_path / "ckpt"
+    shutil.copytree(CHECKPOINTS_DIR, pipeline)
+    (pipeline / "face_model").rename(pipeline / "faces_v2")
+    config_path = pipeline / "config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "face_model": "faces_v2"}))
+    assert _same_face_model(FaceModel.from_pretrained(pipeline))
+    assert isinstance(Diverse3DFace.from_pretrained(pipeline), Diverse3DFace)
+    # the commands that take a face model: info describes the face model's own folder
+    assert main(["info", "--model", str(pipeline)]) == 0
+    out = capsys.readouterr().out
+    assert f"({pipeline / 'faces_v2'})" in out and "build_report.json" in out
+    assert "USC Institute for Creative Technologies" in out and "not recorded" not in out
+    # a pipeline config naming a missing folder, or none, is a one-line error naming the key
+    config_path.write_text(json.dumps({**config, "face_model": "nowhere"}))
+    with pytest.raises(WeightsError) as caught:
+        FaceModel.from_pretrained(pipeline)
+    assert str(caught.value) == (
+        f"'{pipeline}' has no face_model folder 'nowhere' (named by key 'face_model'); its "
+        "folders are: faces_v2, mesh_vae_lite"
+    )
+    del config["face_model"]
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="key 'face_model' must be the name of the face model"):
+        FaceModel.from_pretrained(pipeline)
+    assert main(["info", "--model", str(pipeline)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.fixture()
+def served_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """``snapshot_download`` serving the shipped checkpoints as repo ``REPO_ID``: into an empty
+    snapshot folder it copies only the files its ``allow_patterns`` select, as the Hub would.
+    Returns the list of the ``allow_patterns`` it was called with."""
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    asked: list[object] = []
+    repo_files = [
+        path.relative_to(CHECKPOINTS_DIR).as_posix()
+        for path in CHECKPOINTS_DIR.rglob("*")
+        if path.is_file()
+    ]
+
+    def snapshot_download(allow_patterns: list[str], **kwargs: object) -> str:
+        asked.append(allow_patterns)
+        for name in filter_repo_objects(repo_files, allow_patterns=allow_patterns):
+            (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(CHECKPOINTS_DIR / name, snapshot / name)
+        return str(snapshot)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)  # snapshot_download is patched
+    return asked
+
+
+def test_a_face_model_loads_from_a_pipeline_hub_repo_fetching_only_its_own_files(
+    served_hub: list[object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _same_face_model(FaceModel.from_pretrained(REPO_ID))
+    assert served_hub == [["config.json"], ["face_model/*"]]
+    assert sorted(path.name for path in (tmp_path / "snapshot").iterdir()) == [
+        "config.json",
+        "face_model",
+    ]  # not the Mesh-VAE
+    served_hub.clear()
+    assert main(["info", "--model", REPO_ID]) == 0
+    assert served_hub == [["config.json"], ["face_model/*"]]  # info fetches once, not twice
+    assert "vertices        5042" in capsys.readouterr().out
+    with pytest.raises(WeightsError, match=f"Hub repo '{REPO_ID}' has no folder 'nothing'"):
+        FaceModel.from_pretrained(REPO_ID, subfolder="nothing")
 
 
 def test_save_pretrained_keeps_the_published_layout_licence_and_config_entries(

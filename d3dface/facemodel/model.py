@@ -221,7 +221,9 @@ class FaceModel(nn.Module):
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(cls, path_or_repo: str | Path, **hub_kwargs: object) -> FaceModel:
-        """Load a saved face model from a local directory or a Hub repo id."""
+        """Load a saved face model from a local directory or a Hub repo id (``hub_kwargs``:
+        revision, cache_dir, token, subfolder, force_download); given a pipeline's (the shipped
+        ``checkpoints/``, the published Hub repo), the face model in it."""
         from d3dface.facemodel.storage import load_face_model
 
         return load_face_model(path_or_repo, **hub_kwargs)

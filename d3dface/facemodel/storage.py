@@ -15,7 +15,7 @@ from d3dface.hub import (
     descriptive_entries,
     load_weights,
     require_tensors,
-    resolve_model_dir,
+    resolve_model_folder,
     save_weights,
 )
 
@@ -63,6 +63,22 @@ def _own_config(model: FaceModel) -> dict[str, Any]:
     }
 
 
+def face_model_dir(
+    path_or_repo: str | Path,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    token: str | None = None,
+    subfolder: str | None = None,
+    force_download: bool = False,
+) -> Path:
+    """The local folder of the face model in a directory or Hub repo id: the folder itself, or
+    the face model's folder of a pipeline (``checkpoints/``, the published Hub repo), as the
+    pipeline's config.json names it (see :func:`d3dface.hub.resolve_model_folder`)."""
+    return resolve_model_folder(
+        path_or_repo, "face_model", revision, cache_dir, token, subfolder, force_download
+    )
+
+
 def load_face_model(
     path_or_repo: str | Path,
     revision: str | None = None,
@@ -71,11 +87,10 @@ def load_face_model(
     subfolder: str | None = None,
     force_download: bool = False,
 ) -> FaceModel:
-    """Load a face model from a directory or a Hub repo id; WeightsError when it is unusable
-    (a config entry of the wrong type is named with what it should be)."""
-    directory = resolve_model_dir(
-        path_or_repo, revision, cache_dir, token, subfolder, force_download
-    )
+    """Load a face model from a directory or a Hub repo id, or from the face model folder of
+    a pipeline's (:func:`face_model_dir`); WeightsError when it is unusable (a config entry of
+    the wrong type is named with what it should be)."""
+    directory = face_model_dir(path_or_repo, revision, cache_dir, token, subfolder, force_download)
     tensors, config = load_weights(directory, KIND)
     require_tensors(tensors, _REQUIRED, directory)
     entries = ConfigEntries(config, directory / CONFIG_NAME)
