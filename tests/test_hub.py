@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import huggingface_hub
 import numpy as np
 import pytest
+import torch
 from huggingface_hub import constants as hub_constants
 from huggingface_hub.utils import filter_repo_objects
 from PIL import Image
@@ -272,8 +273,8 @@ def test_force_download_reaches_huggingface_hub(
     vae = MeshVAE.from_pretrained(REPO_ID, subfolder="mesh_vae_lite", force_download=True)
     assert isinstance(vae, MeshVAE)
     assert isinstance(FaceModel.from_pretrained(REPO_ID, subfolder="face_model"), FaceModel)
-    # the face model: its config.json first, then its other files
-    assert [call["force_download"] for call in calls] == [True, True, True, False, False]
+    # the Mesh-VAE and the face model: each its config.json first, then its other files
+    assert [call["force_download"] for call in calls] == [True, True, True, True, False, False]
     calls.clear()
     served["folder"] = snapshot / "face_model"  # the CLI's --model: a repo of a face model
     assert main(["info", "--model", "me/face-model", "--force-download"]) == 0
@@ -294,6 +295,9 @@ def test_a_face_model_loads_from_a_pipeline_folder_as_its_config_names_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _same_face_model(FaceModel.from_pretrained(CHECKPOINTS_DIR))
+    vae = MeshVAE.from_pretrained(CHECKPOINTS_DIR)  # the Mesh-VAE the pipeline config names
+    own = MeshVAE.from_pretrained(CHECKPOINTS_DIR / "mesh_vae_lite").state_dict()
+    assert all(torch.equal(tensor, own[name]) for name, tensor in vae.state_dict().items())
     pipeline = tmp_path / "ckpt"
     shutil.copytree(CHECKPOINTS_DIR, pipeline)
     (pipeline / "face_model").rename(pipeline / "faces_v2")

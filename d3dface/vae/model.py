@@ -35,7 +35,7 @@ from d3dface.hub import (
     load_weights,
     one_line,
     require_tensors,
-    resolve_model_dir,
+    resolve_model_folder,
     save_weights,
 )
 from d3dface.vae.layers import VCBlock, batch_major, vertex_major
@@ -278,9 +278,11 @@ class MeshVAE(nn.Module):
     @classmethod
     def from_pretrained(cls, path_or_repo: str | Path, **hub_kwargs: Any) -> MeshVAE:
         """Load from a directory or a Hub repo id (``hub_kwargs``: revision, cache_dir, token,
-        subfolder, force_download); WeightsError when it is unusable: a config entry of the
-        wrong type, or weights that do not fit the config or each other."""
-        directory = resolve_model_dir(path_or_repo, **hub_kwargs)
+        subfolder, force_download); given a pipeline's (the shipped ``checkpoints/``, the
+        published Hub repo), the Mesh-VAE its config.json names. WeightsError when it is
+        unusable: a config entry of the wrong type, or weights that do not fit the config or
+        each other."""
+        directory = resolve_model_folder(path_or_repo, "mesh_vae", **hub_kwargs)
         tensors, raw = load_weights(directory, KIND)
         require_tensors(tensors, ["template", "faces", "offset_mean", "offset_std"], directory)
         entries = ConfigEntries(raw, directory / CONFIG_NAME)
