@@ -24,7 +24,7 @@ from d3dface.facemodel.landmark_embedding import project_surface_points
 from d3dface.facemodel.model import FaceModel
 from d3dface.imageio import ImageError, load_image
 from d3dface.perception.landmarks import LandmarkDetector
-from d3dface.perception.occlusion import segment_occlusion
+from d3dface.perception.occlusion import OcclusionResult, segment_occlusion
 from d3dface.perception.occlusion_facexlib import (
     FACEXLIB_CLASSES,
     FacexlibUnavailableError,
@@ -248,12 +248,22 @@ def test_model_segmentation_finds_drawn_occluders(
         assert found.timings["total"] < 10.0
 
 
-def test_model_segmentation_on_a_render_with_a_face_mask(
+@pytest.fixture(scope="module")
+def face_mask_render(
     model: FaceModel, detector: LandmarkDetector, render: tuple[np.ndarray, np.ndarray]
-) -> None:
+) -> tuple[np.ndarray, np.ndarray, OcclusionResult]:
+    """The render with a face mask drawn on, the true mask, and the model segmentation's."""
     image, points = render
     occluded, truth = draw_occluder_of_type(image, points, "face_mask", np.random.default_rng(2))
-    found = segment_occlusion(occluded, model, method="model", detector=detector)
+    return occluded, truth, segment_occlusion(occluded, model, method="model", detector=detector)
+
+
+def test_model_segmentation_on_a_render_with_a_face_mask(
+    model: FaceModel,
+    detector: LandmarkDetector,
+    face_mask_render: tuple[np.ndarray, np.ndarray, OcclusionResult],
+) -> None:
+    occluded, truth, found = face_mask_render
     assert _iou(found.mask, truth, found.face_region) > 0.8
     # GrabCut draws from OpenCV's random stream: each call reseeds it, so a second call in
     # the same process, after other work, finds the same mask
@@ -267,12 +277,12 @@ def test_model_segmentation_on_a_render_with_a_face_mask(
 
 
 def test_a_large_photo_is_segmented_shrunk_and_its_mask_given_at_its_size(
-    model: FaceModel, detector: LandmarkDetector, render: tuple[np.ndarray, np.ndarray]
+    model: FaceModel,
+    detector: LandmarkDetector,
+    face_mask_render: tuple[np.ndarray, np.ndarray, OcclusionResult],
 ) -> None:
-    image, points = render
-    occluded, truth = draw_occluder_of_type(image, points, "face_mask", np.random.default_rng(2))
-    native = segment_occlusion(occluded, model, method="model", detector=detector)
-    side = 3 * image.shape[0]  # the face becomes larger than MAX_FACE_SIDE
+    occluded, truth, native = face_mask_render
+    side = 3 * occluded.shape[0]  # the face becomes larger than MAX_FACE_SIDE
     assert 3 * np.ptp(native.landmarks.points, axis=0).max() > MAX_FACE_SIDE
     large = cv2.resize(occluded, (side, side), interpolation=cv2.INTER_CUBIC)
     found = segment_occlusion(large, model, method="model", detector=detector)
@@ -280,7 +290,7 @@ def test_a_large_photo_is_segmented_shrunk_and_its_mask_given_at_its_size(
     large_truth = cv2.resize(truth.astype(np.uint8), (side, side)) > 0
     assert _iou(found.mask, large_truth, found.face_region) > 0.8
     small = cv2.resize(
-        found.mask.astype(np.float32), image.shape[1::-1], interpolation=cv2.INTER_AREA
+        found.mask.astype(np.float32), occluded.shape[1::-1], interpolation=cv2.INTER_AREA
     )
     back = small >= 0.5
     assert _iou(back, native.mask, native.face_region) > 0.9

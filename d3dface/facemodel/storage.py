@@ -63,34 +63,19 @@ def _own_config(model: FaceModel) -> dict[str, Any]:
     }
 
 
-def face_model_dir(
-    path_or_repo: str | Path,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-    token: str | None = None,
-    subfolder: str | None = None,
-    force_download: bool = False,
-) -> Path:
+def face_model_dir(path_or_repo: str | Path, **hub_kwargs: Any) -> Path:
     """The local folder of the face model in a directory or Hub repo id: the folder itself, or
     the face model's folder of a pipeline (``checkpoints/``, the published Hub repo), as the
-    pipeline's config.json names it (see :func:`d3dface.hub.resolve_model_folder`)."""
-    return resolve_model_folder(
-        path_or_repo, "face_model", revision, cache_dir, token, subfolder, force_download
-    )
+    pipeline's config.json names it. ``hub_kwargs``: revision, cache_dir, token, subfolder,
+    force_download (see :func:`d3dface.hub.resolve_model_folder`)."""
+    return resolve_model_folder(path_or_repo, "face_model", **hub_kwargs)
 
 
-def load_face_model(
-    path_or_repo: str | Path,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-    token: str | None = None,
-    subfolder: str | None = None,
-    force_download: bool = False,
-) -> FaceModel:
+def load_face_model(path_or_repo: str | Path, **hub_kwargs: Any) -> FaceModel:
     """Load a face model from a directory or a Hub repo id, or from the face model folder of
-    a pipeline's (:func:`face_model_dir`); WeightsError when it is unusable (a config entry of
-    the wrong type is named with what it should be)."""
-    directory = face_model_dir(path_or_repo, revision, cache_dir, token, subfolder, force_download)
+    a pipeline's (:func:`face_model_dir`, which takes ``hub_kwargs``); WeightsError when it is
+    unusable (a config entry of the wrong type is named with what it should be)."""
+    directory = face_model_dir(path_or_repo, **hub_kwargs)
     tensors, config = load_weights(directory, KIND)
     require_tensors(tensors, _REQUIRED, directory)
     entries = ConfigEntries(config, directory / CONFIG_NAME)
