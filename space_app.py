@@ -141,6 +141,12 @@ def user_errors() -> Iterator[None]:
         ) from exc
 
 
+def warn(message: str, title: str) -> None:
+    """A warning pop-up; ``message`` is written as a sentence (:func:`logic.sentence`), like
+    every other message of the app."""
+    gr.Warning(logic.sentence(message), title=title)
+
+
 # ------------------------------------------------------------------------------ event handlers
 def show_mask(photo: Any, mask: Any) -> tuple[dict[str, Any], Any]:
     """The mask editor's value (the photo with ``mask`` drawn in) and the mask to keep."""
@@ -221,7 +227,7 @@ def find_mask(image: Any, progress: Any) -> tuple[Any, Any, str]:
         try:
             mask, text, notes = logic.automatic_mask(logic.get_pipeline(), image)
         except NoFaceError as exc:  # show the photo, say why
-            gr.Warning(str(exc), title="No face found")
+            warn(str(exc), title="No face found")
             return *show_mask(image, None), f"**No face found.** {exc}"
     status = f"**Mask {text}.** {MASK_CHECK} (The eraser undoes strokes.)"
     if notes:
@@ -242,7 +248,7 @@ def on_mask_file(photo: str | None, mask_file: str | None) -> tuple[Any, Any, st
     try:
         return *show_mask_file(image, mask_file), gr.skip()
     except ValueError as exc:  # includes ImageError
-        gr.Warning(str(exc), title="Mask file not used")
+        warn(str(exc), title="Mask file not used")
         return gr.skip(), gr.skip(), refused_file(exc), None
 
 

@@ -285,7 +285,11 @@ def browser_copy(
 
 
 def sentence(text: str) -> str:
-    """``text`` with a capital first letter, for showing a message on its own."""
+    """``text`` as a sentence, for showing a message on its own: a capital first letter and a
+    closing full stop (unless it already ends with ``.``, ``!`` or ``?``; empty stays empty)."""
+    text = text.strip()
+    if text and not text.endswith((".", "!", "?")):
+        text += "."
     return text[:1].upper() + text[1:]
 
 

@@ -57,6 +57,18 @@ def test_a_mask_file_that_does_not_fit_is_refused_and_cleared(tmp_path: Path, ba
     assert file_update is None and kept.any()
 
 
+def test_a_refused_mask_files_warning_is_written_as_a_sentence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(path: str, shape: tuple[int, ...]) -> None:
+        raise ValueError("the mask file is odd")
+
+    monkeypatch.setattr(logic, "load_mask_file", refuse)
+    with pytest.warns(UserWarning) as warned:
+        space_app.on_mask_file(str(EXAMPLE), str(EXAMPLE_MASK))
+    assert [str(warning.message) for warning in warned] == ["The mask file is odd."]
+
+
 def test_a_photo_the_browser_cannot_show_is_replaced_by_a_png_copy(tmp_path: Path) -> None:
     tiff = tmp_path / "mine.tif"
     Image.open(EXAMPLE).save(tiff)

@@ -355,3 +355,18 @@ def test_summary_without_metrics_and_device_note() -> None:
     text = logic.summary_markdown({"settings": {"n_samples": 1}, "timings_s": {"total": 1.0}})
     assert "1 completion in" in text and "No diversity metrics" in text
     assert "CPU" in logic.device_note()
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("no face here", "No face here."),
+        ("'face.jpg' is empty; use a photo", "'face.jpg' is empty; use a photo."),
+        ("Done.", "Done."),
+        ("Really?", "Really?"),
+        ("  spaced out  ", "Spaced out."),
+        ("", ""),
+    ],
+)
+def test_sentence_capitalises_and_ends_with_a_full_stop(text: str, shown: str) -> None:
+    assert logic.sentence(text) == shown
