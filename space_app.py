@@ -109,42 +109,53 @@ def readable_upload_errors(component: gr.Image) -> gr.Image:
         except gr.Error:
             raise
         except Exception as exc:
-            raise gr.Error(
+            raise app_error(
                 "That file is not an image that can be read; use a JPEG or PNG photo.",
-                title="Not an image",
-                print_exception=False,
+                title=PHOTO_NOT_USABLE,
+                duration=10,
             ) from exc
 
     component.preprocess = preprocess  # type: ignore[method-assign]
     return component
 
 
+PHOTO_NOT_USABLE = "Photo not usable"
+"""Title of the error pop-ups of a photo that cannot be used (none, not an image, ...)."""
+NO_FACE = "No face found"
+"""Title of the pop-ups of a photo without a face, whatever step found that."""
+
+
+def app_error(message: str, title: str, duration: float | None = None) -> gr.Error:
+    """An error pop-up titled with what failed (e.g. "Photo not usable"); it stays until
+    closed unless a ``duration`` (seconds) is given. See :func:`logic.popup_text`."""
+    return gr.Error(
+        logic.popup_text(title, message), title=title, duration=duration, print_exception=False
+    )
+
+
 @contextmanager
-def user_errors() -> Iterator[None]:
+def user_errors(title: str) -> Iterator[None]:
     """Show a user error (ValueError: bad image, no face, bad setting) as a readable message,
-    and anything unexpected as a short one; never a traceback in the browser."""
+    and anything unexpected as a short one; never a traceback in the browser. ``title`` says
+    what failed in the guarded step (a photo without a face is titled :data:`NO_FACE`)."""
     try:
         yield
     except gr.Error:
         raise
     except ValueError as exc:
-        raise gr.Error(
-            logic.sentence(str(exc)), title="Cannot do that", duration=None, print_exception=False
-        ) from exc
+        raise app_error(str(exc), NO_FACE if isinstance(exc, NoFaceError) else title) from exc
     except Exception as exc:
         log.exception("unexpected error in the app")
-        raise gr.Error(
+        raise app_error(
             f"Something went wrong ({type(exc).__name__}: {exc}). Try another photo or "
             "smaller settings.",
-            duration=None,
-            print_exception=False,
+            title,
         ) from exc
 
 
 def warn(message: str, title: str) -> None:
-    """A warning pop-up; ``message`` is written as a sentence (:func:`logic.sentence`), like
-    every other message of the app."""
-    gr.Warning(logic.sentence(message), title=title)
+    """A warning pop-up titled ``title`` (see :func:`logic.popup_text`)."""
+    gr.Warning(logic.popup_text(title, message), title=title)
 
 
 # ------------------------------------------------------------------------------ event handlers
@@ -186,7 +197,7 @@ def on_photo(
     on the copy, which then gets its mask."""
     if not photo:
         return None, None, MASK_HINT, gr.skip(), gr.skip()
-    with user_errors():
+    with user_errors(PHOTO_NOT_USABLE):
         image = logic.load_photo(photo)  # errors name the upload, not its copy
         if not logic.shows_in_browser(photo):
             copy = logic.browser_copy(image, photo_copies())
@@ -215,19 +226,19 @@ def on_find_mask(
     progress: gr.Progress = gr.Progress(),  # noqa: B008
 ) -> tuple[Any, Any, str, Any]:
     """ "Find the mask again": the automatic mask, whatever file or example mask was shown."""
-    with user_errors():
+    with user_errors(PHOTO_NOT_USABLE):
         image = logic.load_photo(photo)
     return *find_mask(image, progress), None
 
 
 def find_mask(image: Any, progress: Any) -> tuple[Any, Any, str]:
     """The automatic mask of a loaded photo: editor value, kept mask, status."""
-    with user_errors():
+    with user_errors("Mask not found"):
         progress(0.1, desc="finding the face and what hides it")
         try:
             mask, text, notes = logic.automatic_mask(logic.get_pipeline(), image)
         except NoFaceError as exc:  # show the photo, say why
-            warn(str(exc), title="No face found")
+            warn(str(exc), title=NO_FACE)
             return *show_mask(image, None), f"**No face found.** {exc}"
     status = f"**Mask {text}.** {MASK_CHECK} (The eraser undoes strokes.)"
     if notes:
@@ -243,7 +254,7 @@ def on_mask_file(photo: str | None, mask_file: str | None) -> tuple[Any, Any, st
     if not photo:
         status = "**Mask file received:** it is used when you upload its photo."
         return gr.skip(), gr.skip(), status, gr.skip()
-    with user_errors():
+    with user_errors(PHOTO_NOT_USABLE):
         image = logic.load_photo(photo)
     try:
         return *show_mask_file(image, mask_file), gr.skip()
@@ -271,7 +282,7 @@ def refused_file(error: Exception) -> str:
 
 def on_clear_mask(photo: str | None) -> tuple[Any, Any, str]:
     """Nothing hidden: an empty mask over the photo."""
-    with user_errors():
+    with user_errors(PHOTO_NOT_USABLE):
         image = logic.load_photo(photo)
     return *show_mask(image, None), "**Mask cleared:** paint what hides the face in red."
 
@@ -291,12 +302,15 @@ def on_reconstruct(
     """Run the whole method. Mask: the one shown in the editor with the user's strokes (when
     the editor holds the photo), else the mask file, else found automatically. Returns the
     run id, summary, thumbnails, spread mesh, overlay, zip and metrics."""
-    with user_errors():
+    with user_errors("Setting not valid"):
         settings = logic.validate_settings(n, k, n_sigma, preset, seed)
+    with user_errors(PHOTO_NOT_USABLE):
         image = logic.load_photo(photo)
+    with user_errors("Mask not usable"):
         mask = logic.mask_from_editor(mask_editor, image.shape, shown_mask)
         if mask is None and mask_file:
             mask = logic.load_mask_file(mask_file, image.shape)
+    with user_errors("Reconstruction failed"):
         progress(0.0, desc="loading the models")
         out = logic.reconstruct(logic.get_pipeline(), image, mask, settings, STORE, progress)
     thumbnails = [(str(path), f"sample {i}") for i, path in enumerate(out.thumbnails)]
@@ -313,7 +327,7 @@ def on_reconstruct(
 
 def on_result(run_id: str | None) -> list[Any]:
     """After a run: one 3D viewer per sample, the picked sample, the interpolation controls."""
-    with user_errors():
+    with user_errors("Results not shown"):
         paths = logic.sample_glbs(STORE, run_id)
         middle = logic.interpolation_mesh(STORE, run_id, 0, min(1, len(paths) - 1), 0.5)
     viewers = [
@@ -337,7 +351,7 @@ def on_pick(
     run_id: str | None, end: Any, t: float, event: gr.SelectData
 ) -> tuple[Any, Any, str | None]:
     """A thumbnail was picked: show that sample large and blend from it."""
-    with user_errors():
+    with user_errors("Sample not shown"):
         paths = logic.sample_glbs(STORE, run_id)
         index = int(event.index)
         blended = logic.interpolation_mesh(STORE, run_id, index, end if end is not None else 0, t)
@@ -352,7 +366,7 @@ def on_interpolate(run_id: str | None, start: Any, end: Any, t: float) -> str | 
     """Decode the blend of two samples' latent codes (t = 0: start, t = 1: end)."""
     if run_id is None or start is None or end is None:
         return None
-    with user_errors():
+    with user_errors("Blend failed"):
         return str(logic.interpolation_mesh(STORE, run_id, start, end, t))
 
 

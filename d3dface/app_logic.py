@@ -14,7 +14,8 @@ here:
   few results in memory (for live interpolation) and deletes the folders of older ones;
   :func:`sample_glbs` lists a run's meshes, :func:`interpolation_mesh` decodes a blend of
   two samples' latent codes to a GLB;
-- text: :func:`summary_markdown`, :func:`device_note`.
+- text: :func:`summary_markdown`, :func:`device_note`, :func:`sentence` and
+  :func:`popup_text` (the app's messages).
 
 Every user error is a ``ValueError`` (``ImageError``, ``NoFaceError`` included) whose message
 says what to do; the app shows it as a ``gr.Error``.
@@ -22,6 +23,7 @@ says what to do; the app shows it as a ``gr.Error``.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -79,6 +81,7 @@ __all__ = [
     "mask_from_editor",
     "mask_preview",
     "painted_strokes",
+    "popup_text",
     "reconstruct",
     "sample_glbs",
     "sentence",
@@ -291,6 +294,20 @@ def sentence(text: str) -> str:
     if text and not text.endswith((".", "!", "?")):
         text += "."
     return text[:1].upper() + text[1:]
+
+
+def popup_text(title: str, message: str) -> str:
+    """The HTML of a pop-up's message: ``title`` in bold, then ``message`` as a
+    :func:`sentence` (both escaped).
+
+    The title leads the message because Gradio 6.31's pop-ups head every message with its
+    kind only ("Error", "Warning"): the ``title`` given to ``gr.Error`` / ``gr.Warning``
+    reaches API clients but is not shown in the browser.
+    """
+    return (
+        f"<strong>{html.escape(sentence(title), quote=False)}</strong> "
+        f"{html.escape(sentence(message), quote=False)}"
+    )
 
 
 def mask_preview(photo: np.ndarray, mask: np.ndarray | None) -> np.ndarray:

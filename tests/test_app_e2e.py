@@ -205,6 +205,18 @@ def test_app_in_a_browser(app_url: str, browser: Any) -> None:
     assert expected | {"spread.glb", "mask.png", "overlay.png", "metrics.json"} <= names
 
 
+def test_an_error_pop_up_says_what_failed(app_url: str, browser: Any) -> None:
+    """Reconstruct without a photo: the pop-up names what failed, not only "Error"."""
+    page = _open(browser, app_url)
+    page.get_by_role("button", name="Reconstruct").click()
+    toast = page.locator(".toast-body").first
+    toast.wait_for()
+    page.wait_for_timeout(500)  # the pop-up slides in
+    toast.screenshot(path=ARTIFACTS / "07_error.png")
+    assert toast.locator("strong").inner_text() == "Photo not usable."
+    assert "Upload a photo of a face first" in toast.inner_text()
+
+
 def test_a_tiff_photo_is_shown_and_one_sample_keeps_its_size(
     app_url: str, browser: Any, tmp_path: Path
 ) -> None:

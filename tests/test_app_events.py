@@ -13,6 +13,7 @@ from PIL import Image
 
 import space_app
 from d3dface import app_logic as logic
+from d3dface.perception.landmarks import NoFaceError
 
 EXAMPLE = space_app.EXAMPLES / "obama_face_mask.jpg"
 EXAMPLE_MASK = space_app.EXAMPLES / "obama_face_mask_mask.png"
@@ -66,7 +67,9 @@ def test_a_refused_mask_files_warning_is_written_as_a_sentence(
     monkeypatch.setattr(logic, "load_mask_file", refuse)
     with pytest.warns(UserWarning) as warned:
         space_app.on_mask_file(str(EXAMPLE), str(EXAMPLE_MASK))
-    assert [str(warning.message) for warning in warned] == ["The mask file is odd."]
+    assert [str(warning.message) for warning in warned] == [
+        "<strong>Mask file not used.</strong> The mask file is odd."
+    ]
 
 
 def test_a_photo_the_browser_cannot_show_is_replaced_by_a_png_copy(tmp_path: Path) -> None:
@@ -95,4 +98,46 @@ def test_a_negative_seed_gets_the_apps_message_not_gradios_range_error() -> None
     assert seed.preprocess(-3) == -3  # Gradio's own check ("less than minimum value") is off
     with pytest.raises(gr.Error, match=r"seed must be a whole number 0 or more") as error:
         space_app.on_reconstruct(str(EXAMPLE), None, None, 2, 0.5, 3.0, "test", seed.preprocess(-3))
-    assert error.value.title == "Cannot do that"
+    assert error.value.title == "Setting not valid"
+    assert error.value.message.startswith("<strong>Setting not valid.</strong> The seed must")
+
+
+def _no_pipeline(monkeypatch: pytest.MonkeyPatch, failure: Exception | None = None) -> None:
+    """Reconstruct without loading the models: ``logic.reconstruct`` raises ``failure``."""
+
+    def reconstruct(*args: object, **kwargs: object) -> None:
+        raise failure or AssertionError("reconstruct was not expected to run")
+
+    monkeypatch.setattr(logic, "get_pipeline", lambda: None)
+    monkeypatch.setattr(logic, "reconstruct", reconstruct)
+
+
+@pytest.mark.parametrize(
+    ("photo", "mask_file", "failure", "title", "words"),
+    [
+        (None, None, None, "Photo not usable", "Upload a photo of a face first"),
+        (EXAMPLE, "small", None, "Mask not usable", "The mask file is 30x30 pixels"),
+        (EXAMPLE, None, NoFaceError("no face was found"), "No face found", "No face was found."),
+        (EXAMPLE, None, RuntimeError("out of memory"), "Reconstruction failed", "RuntimeError"),
+    ],
+)
+def test_error_pop_ups_are_titled_with_what_failed(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    photo: Path | None,
+    mask_file: str | None,
+    failure: Exception | None,
+    title: str,
+    words: str,
+) -> None:
+    _no_pipeline(monkeypatch, failure)
+    if mask_file == "small":
+        mask_file = str(tmp_path / "mask.png")
+        Image.fromarray(np.zeros((30, 30), np.uint8)).save(mask_file)
+    with pytest.raises(gr.Error) as error:
+        space_app.on_reconstruct(photo and str(photo), None, mask_file, 2, 0.5, 3.0, "test", 0)
+    assert error.value.title == title
+    # Gradio 6.31 shows the kind of pop-up ("Error") as its heading, so the message leads
+    # with the title
+    assert error.value.message.startswith(f"<strong>{title}.</strong> ")
+    assert words in error.value.message

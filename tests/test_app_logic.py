@@ -370,3 +370,8 @@ def test_summary_without_metrics_and_device_note() -> None:
 )
 def test_sentence_capitalises_and_ends_with_a_full_stop(text: str, shown: str) -> None:
     assert logic.sentence(text) == shown
+
+
+def test_popup_text_leads_with_the_title_in_bold_and_escapes() -> None:
+    text = logic.popup_text("Photo not usable", "'a<b>.png' is empty")
+    assert text == "<strong>Photo not usable.</strong> 'a&lt;b&gt;.png' is empty."
