@@ -382,7 +382,7 @@ def build_demo() -> gr.Blocks:
             with gr.Column(min_width=360):
                 gr.Markdown("### 1 · Photo")
                 photo = gr.Image(
-                    label="Photo of a face (JPEG / PNG, up to 10 MB)",
+                    label=f"Photo of a face ({', '.join(logic.PHOTO_FORMATS)}; up to 10 MB)",
                     type="filepath",
                     image_mode=None,
                     sources=["upload", "clipboard", "webcam"],

@@ -62,6 +62,7 @@ __all__ = [
     "MAX_SAMPLES",
     "MAX_SAMPLE_VIEWERS",
     "MAX_SEED",
+    "PHOTO_FORMATS",
     "PRESETS",
     "PRESET_ENV",
     "AppSettings",
@@ -122,6 +123,10 @@ BROWSER_FORMATS = {
 }
 """Image formats every current browser shows (Pillow's format name -> its file suffixes); a
 photo in another format (TIFF, BMP, ...) is shown in the app as a PNG copy."""
+PHOTO_FORMATS = ("JPEG", "PNG", "WebP", "TIFF", "BMP")
+"""The photo formats the app names to its users: each one loads (:func:`load_photo`), and the
+browser shows TIFF and BMP through a PNG copy (:func:`browser_copy`). Other formats Pillow
+reads load too; these are the common ones."""
 BROWSER_COPY_AGE_S = 600.0
 """PNG copies of photos (:func:`browser_copy`) older than this (seconds) are deleted: Gradio
 copies a shown file into its own cache as soon as the handler returns."""

@@ -89,12 +89,30 @@ def test_a_photo_the_browser_cannot_show_is_replaced_by_a_png_copy(tmp_path: Pat
     assert kept.shape == editor["background"].shape[:2] and kept.any()
 
 
-def test_a_negative_seed_gets_the_apps_message_not_gradios_range_error() -> None:
-    seed = next(
+def _block(elem_id: str) -> gr.components.Component:
+    """The app's component with this ``elem_id``."""
+    return next(
         block
         for block in space_app.demo.blocks.values()
-        if getattr(block, "elem_id", None) == "seed"
+        if getattr(block, "elem_id", None) == elem_id
     )
+
+
+@pytest.mark.parametrize("name", logic.PHOTO_FORMATS)
+def test_every_photo_format_the_label_names_gets_its_mask(tmp_path: Path, name: str) -> None:
+    assert name in _block("photo").label
+    photo = tmp_path / f"mine.{name.lower()}"
+    Image.open(EXAMPLE).save(photo, format=name)
+    shown = str(photo)
+    if not logic.shows_in_browser(photo):  # the Photo box shows a PNG copy, which gets the mask
+        *_, shown = space_app.on_photo(shown, str(EXAMPLE_MASK))
+    _, kept, status, _, photo_update = space_app.on_photo(shown, str(EXAMPLE_MASK))
+    assert status.startswith("**Mask from your file:**") and kept.any()
+    assert photo_update == gr.skip()
+
+
+def test_a_negative_seed_gets_the_apps_message_not_gradios_range_error() -> None:
+    seed = _block("seed")
     assert seed.preprocess(-3) == -3  # Gradio's own check ("less than minimum value") is off
     with pytest.raises(gr.Error, match=r"seed must be a whole number 0 or more") as error:
         space_app.on_reconstruct(str(EXAMPLE), None, None, 2, 0.5, 3.0, "test", seed.preprocess(-3))
