@@ -78,6 +78,9 @@ the face, while each sample's latent code is kept plausible.
 CSS = """
 /* the thumbnails take the height they need (no blank box below one row of them) */
 #thumbnails .grid-wrap { min-height: 0; }
+/* and start below the gallery's label and its "Download All" button, which Gradio floats at
+   the top corners, over the first and the last thumbnail of the top row */
+#thumbnails .grid-container { margin-top: 32px; }
 /* phone-width screens (Gradio stacks its columns below 640 px) */
 @media (max-width: 640px) {
   /* two thumbnail columns, not four of Gradio's 100 px minimum running off the screen, all

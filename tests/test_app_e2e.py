@@ -272,6 +272,47 @@ UNDER_LABELS_JS = """ids => ids.flatMap(id => {
 })"""
 
 
+# the gallery's label and buttons ("Download All") that lie over one of its thumbnails
+OVER_THUMBNAILS_JS = """() => {
+    const gallery = document.getElementById('thumbnails');
+    const covers = [gallery.querySelector(':scope > label'), ...gallery.querySelectorAll('button')]
+        .filter(e => e && !e.classList.contains('thumbnail-item'));
+    const thumbnails = [...gallery.querySelectorAll('button.thumbnail-item')];
+    const overlap = (a, b) => a.left < b.right && a.right > b.left && a.top < b.bottom
+        && a.bottom > b.top;
+    return covers.flatMap(c => thumbnails
+        .filter(t => overlap(c.getBoundingClientRect(), t.getBoundingClientRect()))
+        .map(t => (c.getAttribute('aria-label') || c.innerText) + ' over '
+            + t.getAttribute('aria-label')));
+}"""
+
+
+def _thumbnails_loaded(page: Any) -> None:
+    """Scroll to the thumbnails and wait until every one has loaded."""
+    page.locator("#thumbnails").scroll_into_view_if_needed()
+    page.wait_for_function(
+        "[...document.querySelectorAll('#thumbnails img')]"
+        ".every(img => img.complete && img.naturalWidth > 0)"
+    )
+    page.wait_for_timeout(500)
+
+
+def test_the_gallerys_label_and_buttons_leave_the_thumbnails_clear(
+    app_url: str, browser: Any
+) -> None:
+    """N = 6 on a wide screen (4 thumbnails a row): the gallery's label and its "Download
+    All" button stand above the thumbnails, not over the first and the last of the row."""
+    page = _open(browser, app_url)
+    page.locator("button.gallery-item").first.click()
+    _wait_for_mask(page)
+    _start_run(page, 6)
+    _wait_for_result(page)
+    _thumbnails_loaded(page)
+    page.locator("#thumbnails").screenshot(path=ARTIFACTS / "08_thumbnails.png")
+    assert page.get_by_role("button", name="Download All").count() == 1
+    assert page.evaluate(OVER_THUMBNAILS_JS) == []
+
+
 def test_app_at_phone_width(app_url: str, browser: Any) -> None:
     """At 400 x 850 px: nothing reaches past the screen's sides, the thumbnails stand two to a
     row (all on the page), and no label covers a button (or a thumbnail)."""
@@ -280,12 +321,7 @@ def test_app_at_phone_width(app_url: str, browser: Any) -> None:
     _wait_for_mask(page)
     _start_run(page, 5)  # more than the 4 columns of a wide screen
     _wait_for_result(page)
-    page.locator("#thumbnails").scroll_into_view_if_needed()
-    page.wait_for_function(
-        "[...document.querySelectorAll('#thumbnails img')]"
-        ".every(img => img.complete && img.naturalWidth > 0)"
-    )
-    page.wait_for_timeout(500)
+    _thumbnails_loaded(page)
     page.screenshot(path=ARTIFACTS / "06_phone.png", full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert page.evaluate(OFF_SCREEN_JS) == []
@@ -295,6 +331,7 @@ def test_app_at_phone_width(app_url: str, browser: Any) -> None:
     assert boxes[0]["y"] == boxes[1]["y"] < boxes[2]["y"] == boxes[3]["y"] < boxes[4]["y"]
     blocks = ["photo", "mask-editor", "thumbnails", "picked", "spread", "overlay"]
     assert page.evaluate(UNDER_LABELS_JS, blocks) == []
+    assert page.evaluate(OVER_THUMBNAILS_JS) == []
 
 
 def test_app_api_with_gradio_client(app_url: str, tmp_path: Path) -> None:
