@@ -178,6 +178,12 @@ def example_mask(photo: str) -> Path | None:
 
 
 MASK_CHECK = "Check it: paint red where the face is hidden, green where it is visible."
+BLEND_HEADING = "**Blend two samples** (their latent codes, decoded live)"
+BLEND_NEEDS_TWO = (
+    "**Blend two samples:** this run made one sample, and a blend needs two. Set N to 2 or "
+    "more and press **Reconstruct** to blend them."
+)
+"""The heading of the blend controls, in place of them after a run of one sample."""
 
 
 def photo_copies() -> Path:
@@ -329,10 +335,13 @@ def on_reconstruct(
 
 
 def on_result(run_id: str | None) -> list[Any]:
-    """After a run: one 3D viewer per sample, the picked sample, the interpolation controls."""
+    """After a run: one 3D viewer per sample, the picked sample, the interpolation heading,
+    controls and blend (with one sample the heading says why there is nothing to blend, and
+    the controls are hidden)."""
     with user_errors("Results not shown"):
         paths = logic.sample_glbs(STORE, run_id)
-        middle = logic.interpolation_mesh(STORE, run_id, 0, min(1, len(paths) - 1), 0.5)
+        can_blend = len(paths) > 1
+        middle = str(logic.interpolation_mesh(STORE, run_id, 0, 1, 0.5)) if can_blend else None
     viewers = [
         gr.update(value=str(paths[i]), visible=True, label=f"sample {i}")
         if i < len(paths)
@@ -346,7 +355,9 @@ def on_result(run_id: str | None) -> list[Any]:
         gr.update(choices=choices, value=0),
         gr.update(choices=choices, value=min(1, len(paths) - 1)),
         gr.update(value=0.5),
-        str(middle),
+        middle,
+        BLEND_HEADING if can_blend else BLEND_NEEDS_TWO,
+        gr.update(visible=True if can_blend else "hidden"),
     ]
 
 
@@ -529,8 +540,10 @@ def build_demo() -> gr.Blocks:
                     elem_id="overlay",
                 )
             with gr.Group():
-                gr.Markdown("**Blend two samples** (their latent codes, decoded live)")
-                with gr.Row(equal_height=False):
+                blend_heading = gr.Markdown(BLEND_HEADING, elem_id="blend-heading")
+                # "hidden", not invisible, after a one-sample run: the blend viewer stays on
+                # the page, so it loads the next run's blend
+                with gr.Row(equal_height=False, elem_id="blend-controls") as blend_controls:
                     with gr.Column(min_width=300):
                         start = gr.Dropdown(label="from", choices=[], elem_id="blend-from")
                         end = gr.Dropdown(label="to", choices=[], elem_id="blend-to")
@@ -624,7 +637,7 @@ def build_demo() -> gr.Blocks:
         reconstruction.success(
             on_result,
             [run_state],
-            [*viewers, selected, start, end, blend, blended],
+            [*viewers, selected, start, end, blend, blended, blend_heading, blend_controls],
             api_visibility="private",
             concurrency_limit=4,
             concurrency_id="light",

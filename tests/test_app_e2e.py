@@ -113,10 +113,11 @@ def _start_run(page: Any, n: int) -> None:
     page.get_by_role("button", name="Reconstruct").click()
 
 
-def _wait_for_result(page: Any) -> str:
-    """Wait until a run's summary is shown; its text."""
+def _wait_for_result(page: Any, n: int | None = None) -> str:
+    """Wait until a run's summary (of ``n`` samples, when given) is shown; its text."""
+    count = "\\d+" if n is None else str(n)
     page.wait_for_function(
-        "/\\d+ completions? in/.test(document.querySelector('#summary').innerText)",
+        f"/\\b{count} completions? in/.test(document.querySelector('#summary').innerText)",
         timeout=RUN_TIMEOUT_MS,
     )
     return str(page.locator("#summary").inner_text())
@@ -177,6 +178,10 @@ def test_app_in_a_browser(app_url: str, browser: Any) -> None:
     page.locator(".sample-viewer").first.screenshot(path=ARTIFACTS / "03_viewer.png")
     page.screenshot(path=ARTIFACTS / "03_result.png", full_page=True)
 
+    # two samples or more: the blend controls, under their heading
+    assert page.locator("#blend-controls").is_visible()
+    assert "Blend two samples (their latent codes" in page.locator("#blend-heading").inner_text()
+
     # pick a thumbnail: it is shown large
     page.locator("#thumbnails img").nth(2).click()
     page.wait_for_function("document.querySelector('#picked').innerText.includes('sample 2')")
@@ -221,7 +226,8 @@ def test_a_tiff_photo_is_shown_and_one_sample_keeps_its_size(
     app_url: str, browser: Any, tmp_path: Path
 ) -> None:
     """A TIFF upload is shown in the Photo box (as a PNG copy) and gets its mask; N = 1 gives
-    one thumbnail as large as one of four, not one stretched over the whole gallery."""
+    one thumbnail as large as one of four, not one stretched over the whole gallery, and no
+    blend controls (with the reason); the next run of N = 2 brings them and its blend back."""
     tiff = tmp_path / "face.tif"
     Image.open(EXAMPLES / "obama_face_mask.jpg").save(tiff)
     page = _open(browser, app_url)
@@ -248,6 +254,23 @@ def test_a_tiff_photo_is_shown_and_one_sample_keeps_its_size(
     assert 100 <= thumbnail_box["width"] <= gallery_box["width"] / 3
     assert thumbnail_box["y"] + thumbnail_box["height"] <= gallery_box["y"] + gallery_box["height"]
     gallery.screenshot(path=ARTIFACTS / "05_one_sample.png")
+
+    heading = page.locator("#blend-heading")
+    heading.scroll_into_view_if_needed()
+    assert "a blend needs two" in heading.inner_text()
+    assert not page.locator("#blend-controls").is_visible()
+    page.locator("#results").screenshot(path=ARTIFACTS / "05_one_sample_results.png")
+
+    _start_run(page, 2)
+    _wait_for_result(page, 2)  # not the summary of the first run
+    page.wait_for_function(
+        "document.querySelector('#blend-heading').innerText.includes('their latent codes')"
+    )
+    assert page.locator("#blend-controls").is_visible()
+    page.locator("#blended").scroll_into_view_if_needed()
+    page.wait_for_function("document.querySelector('#blended canvas') !== null")
+    page.wait_for_timeout(1500)  # the viewer draws once on screen
+    page.locator("#blended").screenshot(path=ARTIFACTS / "05_two_samples_blend.png")
 
 
 PHONE = {"width": 400, "height": 850}
