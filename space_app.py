@@ -76,17 +76,16 @@ the face, while each sample's latent code is kept plausible.
 
 
 CSS = """
-/* the thumbnails take the height they need (no blank box below one row of them) */
-#thumbnails .grid-wrap { min-height: 0; }
+/* the thumbnails take the height they need: no blank box below one row of them, and every
+   row on the page (not in a box of 55% of the screen's height, scrolling inside the page) */
+#thumbnails .grid-wrap { min-height: 0; max-height: none; }
 /* and start below the gallery's label and its "Download All" button, which Gradio floats at
    the top corners, over the first and the last thumbnail of the top row */
 #thumbnails .grid-container { margin-top: 32px; }
 /* phone-width screens (Gradio stacks its columns below 640 px) */
 @media (max-width: 640px) {
-  /* two thumbnail columns, not four of Gradio's 100 px minimum running off the screen, all
-     of them on the page (no scrolling box inside the scrolling page) */
+  /* two thumbnail columns, not four of Gradio's 100 px minimum running off the screen */
   #thumbnails .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)); }
-  #thumbnails .grid-wrap { max-height: none; }
   /* the label above the thumbnails, in the flow, instead of over them */
   #thumbnails > label { position: static; }
   /* labels that float over a picture wrap before its buttons instead of running under them */

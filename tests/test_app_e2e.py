@@ -324,7 +324,8 @@ def test_the_gallerys_label_and_buttons_leave_the_thumbnails_clear(
     app_url: str, browser: Any
 ) -> None:
     """N = 6 on a wide screen (4 thumbnails a row): the gallery's label and its "Download
-    All" button stand above the thumbnails, not over the first and the last of the row."""
+    All" button stand above the thumbnails, not over the first and the last of the row, and
+    both rows are on the page whole (the gallery is no scrolling box cutting the second)."""
     page = _open(browser, app_url)
     page.locator("button.gallery-item").first.click()
     _wait_for_mask(page)
@@ -334,6 +335,11 @@ def test_the_gallerys_label_and_buttons_leave_the_thumbnails_clear(
     page.locator("#thumbnails").screenshot(path=ARTIFACTS / "08_thumbnails.png")
     assert page.get_by_role("button", name="Download All").count() == 1
     assert page.evaluate(OVER_THUMBNAILS_JS) == []
+    grid = page.locator("#thumbnails .grid-wrap")
+    assert grid.evaluate("e => e.scrollHeight <= e.clientHeight + 1")
+    bottom = grid.bounding_box()["y"] + grid.bounding_box()["height"]
+    for thumbnail in page.locator("#thumbnails button.thumbnail-item").all():
+        assert thumbnail.bounding_box()["y"] + thumbnail.bounding_box()["height"] <= bottom
 
 
 def test_app_at_phone_width(app_url: str, browser: Any) -> None:
