@@ -121,6 +121,11 @@ def readable_upload_errors(component: gr.Image) -> gr.Image:
     return component
 
 
+PHOTO_LABEL = (
+    f"Photo of a face ({', '.join(logic.PHOTO_FORMATS)}; "
+    f"up to {logic.MAX_FILE_SIZE.upper().replace('MB', ' MB')})"
+)
+"""The Photo input's label: the formats named to users and the largest upload."""
 PHOTO_NOT_USABLE = "Photo not usable"
 """Title of the error pop-ups of a photo that cannot be used (none, not an image, ...)."""
 NO_FACE = "No face found"
@@ -395,7 +400,7 @@ def build_demo() -> gr.Blocks:
             with gr.Column(min_width=360):
                 gr.Markdown("### 1 · Photo")
                 photo = gr.Image(
-                    label=f"Photo of a face ({', '.join(logic.PHOTO_FORMATS)}; up to 10 MB)",
+                    label=PHOTO_LABEL,
                     type="filepath",
                     image_mode=None,
                     sources=["upload", "clipboard", "webcam"],
