@@ -58,6 +58,20 @@ def test_a_large_face_is_shrunk_and_its_landmarks_follow_the_pixels() -> None:
     assert work.mask.mean() == pytest.approx(mask.mean(), rel=0.02)
     assert work.mask[round(2000 * fraction), round(1800 * fraction)]
     assert not work.mask[round(1000 * fraction), round(1800 * fraction)]
+    # a working photo is worked on as it is (the pipeline segments on it): never shrunk twice
+    again = working_photo(work.photo, work.landmarks, work.mask)
+    assert again.photo is work.photo and again.landmarks is work.landmarks
+
+
+def test_a_shrunk_face_always_fits_so_it_is_not_shrunk_again() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        height, width = (int(side) for side in rng.integers(1000, 6000, 2))
+        face_width, face_height = rng.uniform(MAX_FACE_SIDE + 1, min(height, width) - 1, 2)
+        x0, y0 = rng.uniform(0, width - face_width), rng.uniform(0, height - face_height)
+        landmarks = _landmarks_in_box(x0, y0, x0 + face_width, y0 + face_height)
+        work = working_photo(np.zeros((height, width, 3), np.uint8), landmarks)
+        assert working_photo(work.photo, work.landmarks).photo is work.photo, (height, width)
 
 
 def test_a_mask_brought_back_to_the_photo_size_matches_the_original() -> None:

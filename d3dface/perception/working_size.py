@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from d3dface.imageio import downscale_to
 from d3dface.perception.landmarks import FaceLandmarks
 
 __all__ = ["MAX_FACE_SIDE", "WorkingPhoto", "mask_to_size", "width_height", "working_photo"]
@@ -23,6 +22,10 @@ __all__ = ["MAX_FACE_SIDE", "WorkingPhoto", "mask_to_size", "width_height", "wor
 MAX_FACE_SIDE = 640
 """Longest side, in pixels, of the face's landmark box in the photo worked on: two and a half
 times the fit's 256 px crop, so the fit and the mask see the face as they would at full size."""
+
+_FLOAT32_SLACK_PX = 0.01
+"""Landmark boxes are float32 (about 0.0005 px apart at 8000 px): a face this much over the
+limit fits, so that a shrunk face, whose box corners were rounded, is not shrunk again."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,8 +61,9 @@ def working_photo(
 
     Returns:
         The :class:`WorkingPhoto`: ``photo``, ``landmarks`` and ``mask`` themselves when the
-        face already fits. Otherwise the photo is resampled with ``cv2.INTER_AREA``, the mask
-        by :func:`mask_to_size`, and the landmarks' x and y (and bbox) by the factor each
+        face already fits (so a working photo's working photo is itself). Otherwise each side
+        is scaled and rounded down, the photo resampled with ``cv2.INTER_AREA``, the mask by
+        :func:`mask_to_size`, and the landmarks' x and y (and bbox) scaled by the factor each
         axis shrank, their depths (in x's units) by x's.
     """
     if max_face_side < 1:
@@ -67,11 +71,12 @@ def working_photo(
     height, width = photo.shape[:2]
     x0, y0, x1, y1 = (float(value) for value in landmarks.bbox)
     face_side = max(x1 - x0, y1 - y0)
-    if face_side <= max_face_side:
+    if face_side <= max_face_side + _FLOAT32_SLACK_PX:
         return WorkingPhoto(photo, landmarks, mask, (height, width))
-    longer = max(round(max(height, width) * max_face_side / face_side), 1)
-    small = np.ascontiguousarray(downscale_to(photo, longer)[0])
-    small_height, small_width = small.shape[:2]
+    # each side rounded down, so that the face fits and a working photo is its own
+    shrink = max_face_side / face_side
+    small_width, small_height = max(int(width * shrink), 1), max(int(height * shrink), 1)
+    small = cv2.resize(photo, (small_width, small_height), interpolation=cv2.INTER_AREA)
     # pixel (i, j) covers [i, i + 1) x [j, j + 1), so coordinates scale by each axis' factor
     factor = np.array([small_width / width, small_height / height], np.float32)
     scaled = FaceLandmarks(
