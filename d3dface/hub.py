@@ -257,15 +257,15 @@ def resolve_model_dir(
     token: str | None = None,
     subfolder: str | None = None,
     force_download: bool = False,
-    files: str = "*",
+    files: str | tuple[str, ...] = "*",
 ) -> Path:
     """A local directory for ``path_or_repo``: itself if it exists, else a Hub snapshot.
 
     A Hub repo id (``owner/name``) is fetched with ``huggingface_hub.snapshot_download``,
     which honours ``HF_HUB_OFFLINE=1`` by using the local cache only; ``force_download``
     fetches every file again even when it is cached (to replace a corrupt cached file), and
-    is refused unless the Hub answers. ``files``: the pattern of the files to fetch, relative
-    to ``subfolder`` (default all; a local directory is used as it is).
+    is refused unless the Hub answers. ``files``: the pattern (or patterns) of the files to
+    fetch, relative to ``subfolder`` (default all; a local directory is used as it is).
     Every failure (not cached, unknown revision, no network, ...) is a one-line WeightsError.
     """
     local = Path(path_or_repo).expanduser()
@@ -288,6 +288,7 @@ def resolve_model_dir(
         RevisionNotFoundError,
     )
 
+    patterns = (files,) if isinstance(files, str) else files
     if force_download and constants.HF_HUB_OFFLINE:
         raise WeightsError(
             f"force_download needs the Hub, but HF_HUB_OFFLINE=1: unset HF_HUB_OFFLINE to "
@@ -301,7 +302,9 @@ def resolve_model_dir(
             revision=revision,
             cache_dir=cache_dir,
             token=token,
-            allow_patterns=[f"{subfolder}/{files}" if subfolder else files],
+            allow_patterns=[
+                f"{subfolder}/{pattern}" if subfolder else pattern for pattern in patterns
+            ],
             force_download=force_download,
         )
     except LocalEntryNotFoundError as err:
@@ -333,7 +336,7 @@ def resolve_model_dir(
         raise WeightsError(_unreachable_message(text, err.__cause__, force_download)) from err
     directory = Path(snapshot) / subfolder if subfolder else Path(snapshot)
     if subfolder and not directory.is_dir():
-        holding = "" if files == "*" else f" holding {files}"
+        holding = "" if patterns == ("*",) else f" holding {', '.join(patterns)}"
         raise WeightsError(f"Hub repo '{text}' has no folder '{subfolder}'{holding}")
     return directory
 
@@ -525,8 +528,16 @@ def pipeline_folder_name(config: dict[str, Any], directory: Path, role: str) -> 
 
 def require_model_folder(directory: Path, name: str, role: str, source: str) -> Path:
     """``directory / name``, the folder of a pipeline's ``role`` model that ``source`` names
-    (``"key 'face_model'"``); WeightsError listing the folders there when it is missing."""
+    (``"key 'face_model'"``); WeightsError listing the folders there when it is missing.
+    A Hub snapshot holds only the folders fetched, so for one the repo's file list is the
+    place to look."""
     folder = directory / name
+    repo = hub_cache_repo(directory / CONFIG_NAME)
+    if not folder.is_dir() and repo is not None:
+        raise WeightsError(
+            f"Hub repo '{repo}' has no {role} folder '{name}' (named by {source}); see the "
+            f"files on https://huggingface.co/{repo}"
+        )
     if not folder.is_dir():
         present = sorted(path.name for path in directory.iterdir() if path.is_dir())
         raise WeightsError(
@@ -589,18 +600,24 @@ def from_pretrained(
     """Load whatever d3dface model a directory or Hub repo holds: the pipeline
     (:class:`~d3dface.pipeline.Diverse3DFace`), a face model or a Mesh-VAE, by its
     ``config.json``'s kind. ``force_download`` fetches a Hub repo's files again even when
-    cached. Raises WeightsError when it is missing or unusable."""
+    cached. Of a Hub repo, the config.json is fetched first, then what its model's loader
+    needs. Raises WeightsError when it is missing or unusable."""
     import importlib
 
-    directory = resolve_model_dir(
-        path_or_repo, revision, cache_dir, token, subfolder, force_download
-    )
+    hub_kwargs: dict[str, Any] = {
+        "revision": revision,
+        "cache_dir": cache_dir,
+        "token": token,
+        "subfolder": subfolder,
+        "force_download": force_download,
+    }
+    directory = resolve_model_dir(path_or_repo, files=CONFIG_NAME, **hub_kwargs)
     kind = read_plain_config(directory, None)["kind"]
     if kind not in KIND_LOADERS:
         raise WeightsError(f"'{directory}' holds a '{kind}' model, which this d3dface cannot load")
     module_name, class_name = KIND_LOADERS[kind]
     model_class = getattr(importlib.import_module(module_name), class_name)
-    return model_class.from_pretrained(directory)
+    return model_class.from_pretrained(path_or_repo, **hub_kwargs)
 
 
 def push_to_hub(

@@ -233,27 +233,39 @@ class Diverse3DFace:
         vae: str | None = None,
         device: str | torch.device = "cpu",
         force_download: bool = False,
+        subfolder: str | None = None,
     ) -> Diverse3DFace:
-        """Load a pipeline directory (default: the shipped ``checkpoints/``) or Hub repo id.
+        """Load a pipeline directory (default: the shipped ``checkpoints/``) or Hub repo id
+        (``subfolder``: the pipeline's folder inside it, when it is not at the top).
 
         ``vae`` names another Mesh-VAE folder of the same directory (e.g. ``mesh_vae_paper``);
         ``device`` is where it runs (see the class); ``force_download`` fetches a Hub repo's
         files again even when they are cached (to replace a corrupt cached file).
         An unavailable device (``"cuda"`` without a GPU) raises a ValueError naming it.
-        Raises WeightsError when the directory or a model in it is missing or unusable.
+        Of a Hub repo, the ``config.json`` is fetched first, then only the two models' folders
+        (a repo may hold other Mesh-VAEs). Raises WeightsError when the directory or a model in
+        it is missing or unusable.
         """
-        directory = resolve_model_dir(
-            path_or_repo, revision, cache_dir, token, force_download=force_download
-        )
+
+        def fetch(files: str | tuple[str, ...]) -> Path:
+            """The folder of ``path_or_repo`` (and ``subfolder``) with ``files`` fetched."""
+            return resolve_model_dir(
+                path_or_repo, revision, cache_dir, token, subfolder, force_download, files
+            )
+
+        directory = fetch(CONFIG_NAME)
         config = read_plain_config(directory, PIPELINE_KIND)
+        sources: dict[str, str] = {}
         folders: dict[str, str] = {}
         for role in PIPELINE_MODELS:
             if role == "mesh_vae" and vae:
-                name, source = vae, "the vae argument"
+                folders[role], sources[role] = vae, "the vae argument"
             else:
-                name, source = pipeline_folder_name(config, directory, role), f"key '{role}'"
-            require_model_folder(directory, name, role, source)
-            folders[role] = name
+                folders[role] = pipeline_folder_name(config, directory, role)
+                sources[role] = f"key '{role}'"
+        directory = fetch(tuple(f"{name}/*" for name in folders.values()))
+        for role, name in folders.items():
+            require_model_folder(directory, name, role, sources[role])
         pipeline = cls(
             FaceModel.from_pretrained(directory / folders["face_model"]),
             MeshVAE.from_pretrained(directory / folders["mesh_vae"]),

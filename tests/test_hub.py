@@ -273,8 +273,14 @@ def test_force_download_reaches_huggingface_hub(
     vae = MeshVAE.from_pretrained(REPO_ID, subfolder="mesh_vae_lite", force_download=True)
     assert isinstance(vae, MeshVAE)
     assert isinstance(FaceModel.from_pretrained(REPO_ID, subfolder="face_model"), FaceModel)
-    # the Mesh-VAE and the face model: each its config.json first, then its other files
-    assert [call["force_download"] for call in calls] == [True, True, True, True, False, False]
+    # each loader fetches a config.json first, then the files it needs: the pipeline its two
+    # models' folders (2 calls), the generic loader the config for the kind, then the
+    # pipeline's (3), the Mesh-VAE and the face model their own files (2 each)
+    assert [call["force_download"] for call in calls] == [True] * 7 + [False] * 2
+    assert [call["allow_patterns"] for call in calls[:2]] == [
+        ["config.json"],
+        ["face_model/*", "mesh_vae_lite/*"],
+    ]
     calls.clear()
     served["folder"] = snapshot / "face_model"  # the CLI's --model: a repo of a face model
     assert main(["info", "--model", "me/face-model", "--force-download"]) == 0
@@ -329,23 +335,27 @@ def test_a_face_model_loads_from_a_pipeline_folder_as_its_config_names_it(
 
 @pytest.fixture()
 def served_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """``snapshot_download`` serving the shipped checkpoints as repo ``REPO_ID``: into an empty
-    snapshot folder it copies only the files its ``allow_patterns`` select, as the Hub would.
-    Returns the list of the ``allow_patterns`` it was called with."""
-    snapshot = tmp_path / "snapshot"
-    snapshot.mkdir()
+    """``snapshot_download`` serving the shipped checkpoints, plus a second Mesh-VAE folder
+    ``mesh_vae_other``, as repo ``REPO_ID``: into an empty snapshot folder of a Hub cache
+    (``tmp_path / "snapshot"`` links to it) it copies only the files its ``allow_patterns``
+    select, as the Hub would. Returns the list of the ``allow_patterns`` it was called with."""
+    snapshot = tmp_path / "hub" / f"models--{REPO_ID.replace('/', '--')}" / "snapshots" / "0a1b"
+    snapshot.mkdir(parents=True)
+    (tmp_path / "snapshot").symlink_to(snapshot)
     asked: list[object] = []
-    repo_files = [
-        path.relative_to(CHECKPOINTS_DIR).as_posix()
+    repo_files = {
+        path.relative_to(CHECKPOINTS_DIR).as_posix(): path
         for path in CHECKPOINTS_DIR.rglob("*")
         if path.is_file()
-    ]
+    }
+    for path in (CHECKPOINTS_DIR / "mesh_vae_lite").iterdir():
+        repo_files[f"mesh_vae_other/{path.name}"] = path
 
     def snapshot_download(allow_patterns: list[str], **kwargs: object) -> str:
         asked.append(allow_patterns)
-        for name in filter_repo_objects(repo_files, allow_patterns=allow_patterns):
+        for name in filter_repo_objects(list(repo_files), allow_patterns=allow_patterns):
             (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(CHECKPOINTS_DIR / name, snapshot / name)
+            shutil.copy2(repo_files[name], snapshot / name)
         return str(snapshot)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
@@ -368,6 +378,27 @@ def test_a_face_model_loads_from_a_pipeline_hub_repo_fetching_only_its_own_files
     assert "vertices        5042" in capsys.readouterr().out
     with pytest.raises(WeightsError, match=f"Hub repo '{REPO_ID}' has no folder 'nothing'"):
         FaceModel.from_pretrained(REPO_ID, subfolder="nothing")
+
+
+def test_the_pipeline_fetches_only_its_config_and_its_two_models_of_a_hub_repo(
+    served_hub: list[object], tmp_path: Path
+) -> None:
+    pipe = Diverse3DFace.from_pretrained(REPO_ID)
+    assert served_hub == [["config.json"], ["face_model/*", "mesh_vae_lite/*"]]
+    assert pipe.folders == {"face_model": "face_model", "mesh_vae": "mesh_vae_lite"}
+    assert sorted(path.name for path in (tmp_path / "snapshot").iterdir()) == [
+        "config.json",
+        "face_model",
+        "mesh_vae_lite",
+    ]  # not the repo's other Mesh-VAE
+    served_hub.clear()
+    assert Diverse3DFace.from_pretrained(REPO_ID, vae="mesh_vae_other").folders["mesh_vae"] == (
+        "mesh_vae_other"
+    )
+    assert served_hub == [["config.json"], ["face_model/*", "mesh_vae_other/*"]]
+    missing = f"Hub repo '{REPO_ID}' has no mesh_vae folder 'mesh_vae_paper' \\(named by the vae"
+    with pytest.raises(WeightsError, match=missing):
+        Diverse3DFace.from_pretrained(REPO_ID, vae="mesh_vae_paper")
 
 
 def test_save_pretrained_keeps_the_published_layout_licence_and_config_entries(
