@@ -365,18 +365,21 @@ def on_result(run_id: str | None) -> list[Any]:
     ]
 
 
-def on_pick(
-    run_id: str | None, end: Any, t: float, event: gr.SelectData
-) -> tuple[Any, Any, str | None]:
-    """A thumbnail was picked: show that sample large and blend from it."""
+def on_pick(run_id: str | None, end: Any, t: float, event: gr.SelectData) -> tuple[Any, Any, Any]:
+    """A thumbnail was picked: show that sample large and blend from it (a run of one sample
+    has no blend, so its hidden blend viewer is left as it is)."""
     with user_errors("Sample not shown"):
         paths = logic.sample_glbs(STORE, run_id)
         index = int(event.index)
-        blended = logic.interpolation_mesh(STORE, run_id, index, end if end is not None else 0, t)
+        blended = (
+            str(logic.interpolation_mesh(STORE, run_id, index, end if end is not None else 0, t))
+            if len(paths) > 1
+            else gr.update()
+        )
     return (
         gr.update(value=str(paths[index]), label=f"sample {index}"),
         gr.update(value=index),
-        str(blended),
+        blended,
     )
 
 

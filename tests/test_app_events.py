@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
 import pytest
+from fake_runs import FakeResult
 from PIL import Image
 
 import space_app
@@ -159,3 +161,24 @@ def test_error_pop_ups_are_titled_with_what_failed(
     # with the title
     assert error.value.message.startswith(f"<strong>{title}.</strong> ")
     assert words in error.value.message
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_picking_a_thumbnail_shows_it_and_blends_only_when_there_are_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int
+) -> None:
+    store = logic.RunStore(tmp_path)
+    monkeypatch.setattr(space_app, "STORE", store)
+    run_id, directory = store.new_directory()
+    result = FakeResult(n)
+    result.save(directory, ("glb",))
+    store.add(run_id, result, directory)  # type: ignore[arg-type]
+    picked = SimpleNamespace(index=n - 1)  # what on_pick reads of gr.SelectData
+    shown, start, blended = space_app.on_pick(run_id, 0, 0.5, picked)  # type: ignore[arg-type]
+    assert shown["value"] == str(directory / f"sample_0{n - 1}.glb")
+    assert shown["label"] == f"sample {n - 1}" and start["value"] == n - 1
+    blends = sorted(directory.glob("interp_*.glb"))
+    if n == 1:
+        assert blended == gr.update() and blends == []  # nothing decoded for the hidden viewer
+    else:
+        assert blends == [Path(blended)]
