@@ -31,8 +31,10 @@ import torch
 from torch import Tensor
 from torch.nn.functional import normalize
 
-# Upper bound on (triangle, pixel) candidate pairs tested at once by the z-buffer search.
-_CANDIDATE_BUDGET = 4_000_000
+# Upper bound on (triangle, pixel) candidate pairs tested at once by the z-buffer search. The
+# fit's and the diversity stage's renders have at most about 0.2M (N = 16), one chunk; a large
+# photo's overlay has millions, and memory grows with the chunk, not the time saved.
+_CANDIDATE_BUDGET = 1_000_000
 # Smallest depth (metres) used as a perspective divisor; points nearer than this are invalid.
 _MIN_DEPTH = 1e-6
 _DEFAULT_ALBEDO = 0.8
