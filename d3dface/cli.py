@@ -8,6 +8,7 @@ Commands:
     train-vae     train the Mesh-VAE (see ``python -m d3dface train-vae --help``)
     reconstruct   photo(s) -> N diverse 3D completions, pictures and metrics (the whole method)
     push-to-hub   upload the weights, configs and model card to a Hugging Face Hub repo
+    push-space    publish the app (space_app.py, the package, weights, examples) as a Space
 """
 
 from __future__ import annotations
@@ -247,6 +248,15 @@ def _cmd_push_to_hub(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_push_space(args: argparse.Namespace) -> int:
+    from d3dface.space_upload import push_space, space_files
+
+    count = len(space_files(args.project))
+    url = push_space(args.repo_id, project=args.project, token=args.token, private=args.private)
+    print(f"published {count} files of {args.project} as the Space {args.repo_id}: {url}")
+    return 0
+
+
 def _add_face_model_option(command: argparse.ArgumentParser) -> None:
     """``--model``: the face model a command loads (a directory or a Hub repo id)."""
     command.add_argument(
@@ -398,6 +408,22 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--token", help="Hub token (default: the logged-in user's)")
     push.add_argument("--private", action="store_true", help="create the repo as private")
     push.set_defaults(run=_cmd_push_to_hub)
+
+    space = commands.add_parser(
+        "push-space",
+        help="publish the app as a Gradio Space: space_app.py, the package, the weights, the "
+        "examples and the README (with the Space's front matter)",
+    )
+    space.add_argument("--repo-id", required=True, help="the Space, 'owner/name'")
+    space.add_argument(
+        "--project",
+        type=Path,
+        default=CHECKPOINTS_DIR.parent,
+        help="the project folder holding space_app.py (default: this d3dface's)",
+    )
+    space.add_argument("--token", help="Hub token (default: the logged-in user's)")
+    space.add_argument("--private", action="store_true", help="create the Space as private")
+    space.set_defaults(run=_cmd_push_space)
 
     # listed for --help; main() hands its arguments to d3dface.vae.train.main untouched
     commands.add_parser("train-vae", help="train the Mesh-VAE (options: train-vae --help)")

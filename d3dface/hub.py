@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -635,7 +636,6 @@ def push_to_hub(
     repo's ``README.md``. Creates the repo when missing. Returns the commit URL.
     """
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
     from d3dface.pipeline import Diverse3DFace
 
@@ -644,9 +644,19 @@ def push_to_hub(
     card = Path(model_card) if model_card else CHECKPOINTS_DIR.parent / "model_card.md"
     if not card.is_file():
         raise FileNotFoundError(f"model card '{card}' does not exist")
-    api = HfApi(token=token)
+    with upload_failures(repo_id, source):
+        return _upload(HfApi(token=token), repo_id, source, card, private, commit_message)
+
+
+@contextmanager
+def upload_failures(repo_id: str, source: Path) -> Iterator[None]:
+    """Turn the failures of an upload of ``source`` to Hub repo ``repo_id`` into one-line
+    RuntimeErrors saying what to check: an error status from the Hub, no network, or a file
+    that could not be read or staged."""
+    from huggingface_hub.errors import HfHubHTTPError
+
     try:
-        return _upload(api, repo_id, source, card, private, commit_message)
+        yield
     except HfHubHTTPError as err:  # the Hub answered with an error status
         raise RuntimeError(
             f"upload to '{repo_id}' failed: {one_line(err)} (check the repo id, the token and "
@@ -659,8 +669,8 @@ def push_to_hub(
         ) from err
     except OSError as err:
         raise RuntimeError(
-            f"upload to '{repo_id}' failed: {one_line(err)} (could not stage the files from "
-            f"'{source}'; check it and the temporary folder's free space)"
+            f"upload to '{repo_id}' failed: {one_line(err)} (could not read or stage the files "
+            f"from '{source}'; check it and the temporary folder's free space)"
         ) from err
 
 
