@@ -187,9 +187,11 @@ def test_pipeline_on_the_gpu_agrees_with_the_cpu(
 def test_pipeline_directory_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match=r"has no config\.json"):
         Diverse3DFace.from_pretrained(tmp_path)
-    (tmp_path / "config.json").write_text(
-        json.dumps({"format_version": 1, "kind": "d3dface.pipeline", "face_model": "x"})
-    )
+    config = {"format_version": 1, "kind": "d3dface.pipeline", "face_model": "x"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(WeightsError, match="key 'mesh_vae' must be the name of the Mesh-VAE's"):
+        Diverse3DFace.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({**config, "mesh_vae": "y"}))
     with pytest.raises(WeightsError, match="face_model folder 'x'"):
         Diverse3DFace.from_pretrained(tmp_path)
 
