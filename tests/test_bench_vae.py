@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import d3dface.bench.vae as vae_bench
+from d3dface.bench import output_folder
 from d3dface.bench.vae import PCABaseline, main
 from d3dface.vae.train import train
 
@@ -30,8 +32,15 @@ def test_pca_completion_matches_projection_when_nothing_is_hidden() -> None:
     assert torch.allclose(pca.complete(test, hidden), test, atol=1e-3)
 
 
+def test_quick_runs_write_beside_the_committed_results_unless_told() -> None:
+    results = Path("bench") / "results"
+    assert output_folder(None, False, results) == results
+    assert output_folder(None, True, results) == results / "quick"
+    assert output_folder(Path("x"), True, results) == Path("x")
+
+
 @pytest.mark.skipif(not FACE_MODEL.is_dir(), reason="checkpoints/face_model is missing")
-def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
+def test_quick_benchmark_writes_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     vae_dir = tmp_path / "vae"
     train(out_dir=vae_dir, quick=True, face_model=str(FACE_MODEL), progress=False)
     out = tmp_path / "results"
@@ -41,3 +50,10 @@ def test_quick_benchmark_writes_results(tmp_path: Path) -> None:
     for key in ("vae_reconstruction_mm", "vae_completion_hidden_mm", "decode16_backward_ms"):
         assert 0 < results[key] < 1000
     assert "| completion, hidden vertices |" in (out / "vae.md").read_text()
+    # without --out, --quick leaves the full run's files alone (found by running the README's
+    # `python -m d3dface.bench vae --quick`, which replaced bench/results/vae.*)
+    committed = tmp_path / "committed"
+    monkeypatch.setattr(vae_bench, "RESULTS_DIR", committed)
+    assert main(["--quick", "--vae", str(vae_dir)]) == 0
+    assert (committed / "quick" / "vae.json").is_file()
+    assert not (committed / "vae.json").exists()

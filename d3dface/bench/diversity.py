@@ -54,7 +54,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from d3dface.bench import write_results
+from d3dface.bench import add_out_argument, output_folder, write_results
 from d3dface.bench.alignment import apply_similarity, similarity_transform
 from d3dface.bench.csd_bound import anchored_oracle, csd_bound
 from d3dface.bench.fit_error_model import aligned_residual, fit_error_reference
@@ -723,8 +723,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         help=f"held-out fits for the fit-error reference ({REFERENCE_FACES}; quick 6; 0: none)",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output directory")
+    add_out_argument(parser)
     args = parser.parse_args(argv)
+    args.out = output_folder(args.out, args.quick, RESULTS_DIR)
     settings = DiversitySettings()
     fit_settings = chosen_fit_settings(args, QUICK_FIT_ITERATIONS)
     fit_iterations = fit_settings.iterations

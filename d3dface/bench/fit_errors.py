@@ -28,12 +28,11 @@ import os
 import statistics
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from d3dface.bench import write_results
+from d3dface.bench import add_out_argument, output_folder, write_results
 from d3dface.bench.diversity import (
     OCCLUDERS,
     RESULTS_DIR,
@@ -225,8 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--faces", type=int, help=f"number of faces ({FACES})")
     add_fit_iterations_argument(parser, QUICK_FIT_ITERATIONS)
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output directory")
+    add_out_argument(parser)
     args = parser.parse_args(argv)
+    args.out = output_folder(args.out, args.quick, RESULTS_DIR)
     n_faces = args.faces or (QUICK_FACES if args.quick else FACES)
     fit_settings = chosen_fit_settings(args, QUICK_FIT_ITERATIONS)
     reference_counts = QUICK_REFERENCE_COUNTS if args.quick else REFERENCE_COUNTS

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from d3dface.bench import write_results
+from d3dface.bench import add_out_argument, output_folder, write_results
 from d3dface.bench.synthetic import (
     SyntheticFace,
     aligned_error_mm,
@@ -220,9 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--faces", type=int, default=24, help="faces per set (default 24)")
     parser.add_argument("--iterations", type=int, help="non-rigid iterations (default: fit's)")
     parser.add_argument("--face-model", type=Path, default=CHECKPOINTS_DIR / "face_model")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    add_out_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no per-face progress lines")
     args = parser.parse_args(argv)
+    args.out = output_folder(args.out, args.quick, RESULTS_DIR)
     model = FaceModel.from_pretrained(args.face_model)
     n_faces, iterations = args.faces, args.iterations
     if args.quick:

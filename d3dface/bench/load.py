@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from d3dface.bench import write_results
+from d3dface.bench import add_out_argument, output_folder, write_results
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = Path("bench") / "results"
@@ -183,8 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, help="concurrent requests (default 20)")
     parser.add_argument("-n", type=int, help="samples per request (default 4; quick 2)")
     parser.add_argument("--preset", default="test", help="app speed preset (default test)")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output directory")
+    add_out_argument(parser)
     args = parser.parse_args(argv)
+    args.out = output_folder(args.out, args.quick, RESULTS_DIR)
     requests = args.requests or (4 if args.quick else 20)
     n = args.n or (2 if args.quick else 4)
     load = os.getloadavg()[0]

@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 import torch
 
-from d3dface.bench import write_results
+from d3dface.bench import add_out_argument, output_folder, write_results
 from d3dface.bench.occluders import OCCLUDER_KINDS, SKIN_COLOURED_KINDS, draw_occluder_of_type
 from d3dface.bench.synthetic import synthetic_face, synthetic_pattern
 from d3dface.facemodel.landmark_embedding import project_surface_points
@@ -348,9 +348,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--renders", type=int, default=8, help="renders of the model (default 8)")
     parser.add_argument("--per-kind", type=int, default=2, help="occluders per kind and image")
     parser.add_argument("--face-model", type=Path, default=CHECKPOINTS_DIR / "face_model")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    add_out_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no per-image progress lines")
     args = parser.parse_args(argv)
+    args.out = output_folder(args.out, args.quick, RESULTS_DIR)
     model = FaceModel.from_pretrained(args.face_model)
     photos, variants, n_renders, per_kind = PHOTOS, VARIANTS, args.renders, args.per_kind
     if args.quick:

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import torch
 
-from d3dface.bench import write_results
+from d3dface.bench import add_out_argument, output_folder, write_results
 
 RESULTS_DIR = Path("bench") / "results"
 SAMPLE_COUNTS = (1, 4, 8, 16)
@@ -163,8 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--cpu-only", action="store_true", help="skip the CUDA rows on a machine with a GPU"
     )
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="output directory")
+    add_out_argument(parser)
     args = parser.parse_args(argv)
+    args.out = output_folder(args.out, args.quick, RESULTS_DIR)
     if not args.photo.is_file():
         parser.error(f"photo '{args.photo}' does not exist; pass --photo")
     counts = (2,) if args.quick else SAMPLE_COUNTS

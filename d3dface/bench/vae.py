@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from d3dface.bench import write_results
+from d3dface.bench import add_out_argument, output_folder, write_results
 from d3dface.facemodel.model import FaceModel
 from d3dface.hub import CHECKPOINTS_DIR
 from d3dface.vae.data import DataConfig, FaceMeshSampler, seeded_generator
@@ -183,10 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m d3dface.bench vae")
     parser.add_argument("--vae", type=Path, default=CHECKPOINTS_DIR / "mesh_vae_lite")
     parser.add_argument("--face-model", type=Path, default=CHECKPOINTS_DIR / "face_model")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    add_out_argument(parser)
     parser.add_argument("--quick", action="store_true", help="16 test meshes (seconds)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    args.out = output_folder(args.out, args.quick, RESULTS_DIR)
     n_test, n_fit = (16, 800) if args.quick else (256, 2000)
     results = run(args.vae, args.face_model, n_test, n_fit, args.seed)
     write_results(args.out, "vae", results, to_markdown(results))
