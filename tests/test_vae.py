@@ -348,3 +348,14 @@ def test_the_shipped_vae_is_a_release_training_can_continue(tmp_path: Path) -> N
             assert torch.equal(value, shipped[name]), name
     with pytest.raises(FileExistsError):
         start_from_release(ROOT / "checkpoints" / "mesh_vae_lite", tmp_path / "run")
+
+
+def test_train_vae_help_names_the_command_a_user_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    # its usage line read "d3dface train-vae", which is no command (found by reading
+    # `python -m d3dface train-vae --help` against the README)
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: python -m d3dface train-vae ")
+    assert "(default lite)" in text and "random seed (default 0)" in text

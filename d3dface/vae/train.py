@@ -418,9 +418,12 @@ def train(
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``train-vae --config lite|paper --out DIR [--quick] [--resume] ...``."""
     parser = argparse.ArgumentParser(
-        prog="d3dface train-vae", description="Train the Mesh-VAE on face-model meshes."
+        prog="python -m d3dface train-vae",
+        description="Train the Mesh-VAE on face-model meshes.",
     )
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="lite")
+    parser.add_argument(
+        "--config", choices=sorted(CONFIGS), default="lite", help="architecture (default lite)"
+    )
     parser.add_argument("--out", required=True, help="checkpoint directory")
     parser.add_argument("--quick", action="store_true", help="a < 1 min smoke run")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -436,8 +439,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="total epochs (default 100; quick 3)")
     parser.add_argument("--steps-per-epoch", type=int, help="default 500; quick 40")
     parser.add_argument("--batch-size", type=int, help="default 16; quick 8")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--face-model", default=str(DEFAULT_FACE_MODEL))
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--face-model",
+        default=str(DEFAULT_FACE_MODEL),
+        help="face model whose meshes it trains on (default: the shipped checkpoints/face_model)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     args = parser.parse_args(argv)
     try:
