@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: import the check
     sys.path.insert(0, str(ROOT))
 
 from d3dface.bench.occluders import draw_occluder_of_type  # noqa: E402
+from d3dface.facemodel.model import FaceModel  # noqa: E402
 from d3dface.imageio import load_image  # noqa: E402
 from d3dface.perception.landmarks import detect_face  # noqa: E402
 
@@ -76,14 +77,28 @@ def shrink(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return small, cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
 
 
+def head_above_the_chin(
+    model: FaceModel, vertices: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head of ``vertices`` (V, 3) down to 1 cm below the chin, the lowest vertex of the
+    face's skin (no eyeball, scalp, ear or neck vertex: "rest" region weight under 0.5).
+
+    Returns:
+        ``keep`` (V,) bool, the vertices kept, and the triangles among them re-indexed into
+        ``vertices[keep]``, (F', 3).
+    """
+    rest = model.region_weights[model.region_index("rest")]
+    facial = (rest < 0.5) & (model.vertex_part == 0)
+    keep = vertices[:, 1] >= vertices[facial, 1].min() - 0.01
+    new_index = torch.cumsum(keep.long(), 0) - 1
+    return keep, new_index[model.faces[keep[model.faces].all(dim=1)]]
+
+
 def face_model_render(seed: int, size: int = 560) -> np.ndarray:
     """A shaded render of a random head of the shipped face model, skin coloured.
 
     Returns (size, size, 3) uint8.
     """
-    from d3dface.diversity import facial_vertices
-    from d3dface.facemodel.model import FaceModel
-    from d3dface.figures import head_part
     from d3dface.render import render_preview
 
     model = FaceModel.from_pretrained(ROOT / "checkpoints" / "face_model")
@@ -91,7 +106,7 @@ def face_model_render(seed: int, size: int = 560) -> np.ndarray:
     identity = torch.randn(1, model.n_identity, generator=generator) * 0.8
     with torch.no_grad():
         vertices = model(identity=identity, expression=torch.zeros(1, model.n_expression))[0]
-    keep, faces = head_part(vertices, model.faces, facial_vertices(model))
+    keep, faces = head_above_the_chin(model, vertices)
     skin = torch.tensor([0.86, 0.66, 0.55]).expand(int(keep.sum()), 3)
     return render_preview(vertices[keep], faces, (size, size), skin, yaw_deg=12.0, pitch_deg=-4.0)
 

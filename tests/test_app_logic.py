@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -209,6 +211,30 @@ def test_examples_are_small_and_paired_with_masks() -> None:
         loaded = logic.load_mask_file(mask, logic.load_photo(str(photo)).shape)
         assert 0.0 < loaded.mean() < 0.6
     assert total < 1_000_000
+
+
+def test_make_examples_remakes_the_render_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # examples/README.md's `python examples/make_examples.py` stopped with an ImportError: the
+    # render example used d3dface.diversity.facial_vertices, which had been removed
+    spec = importlib.util.spec_from_file_location("make_examples", EXAMPLES / "make_examples.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "make_examples", module)
+    spec.loader.exec_module(module)
+    example = next(e for e in module.EXAMPLES if e.source == "render")
+    record = module.make_example(example, tmp_path, tmp_path)
+    committed = next(
+        r
+        for r in json.loads((EXAMPLES / "examples.json").read_text())
+        if r["photo"] == record["photo"]
+    )
+    assert record == committed
+    for name in (record["photo"], record["mask"]):
+        with Image.open(tmp_path / name) as made, Image.open(EXAMPLES / name) as shipped:
+            difference = np.abs(np.asarray(made, np.int16) - np.asarray(shipped, np.int16))
+        assert difference.mean() < 1.0
 
 
 # ------------------------------------------------------------------------------ runs
