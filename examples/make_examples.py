@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: import the check
 
 from d3dface.bench.occluders import draw_occluder_of_type  # noqa: E402
 from d3dface.facemodel.model import FaceModel  # noqa: E402
+from d3dface.fitting import facial_skin_faces  # noqa: E402
 from d3dface.imageio import load_image  # noqa: E402
 from d3dface.perception.landmarks import detect_face  # noqa: E402
 
@@ -80,16 +81,15 @@ def shrink(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def head_above_the_chin(
     model: FaceModel, vertices: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The head of ``vertices`` (V, 3) down to 1 cm below the chin, the lowest vertex of the
-    face's skin (no eyeball, scalp, ear or neck vertex: "rest" region weight under 0.5).
+    """The head of ``vertices`` (V, 3) down to 1 cm below the chin, the lowest point of the
+    face's skin (:func:`d3dface.fitting.facial_skin_faces`): the render's framing.
 
     Returns:
         ``keep`` (V,) bool, the vertices kept, and the triangles among them re-indexed into
         ``vertices[keep]``, (F', 3).
     """
-    rest = model.region_weights[model.region_index("rest")]
-    facial = (rest < 0.5) & (model.vertex_part == 0)
-    keep = vertices[:, 1] >= vertices[facial, 1].min() - 0.01
+    chin = vertices[facial_skin_faces(model).unique(), 1].min()
+    keep = vertices[:, 1] >= chin - 0.01
     new_index = torch.cumsum(keep.long(), 0) - 1
     return keep, new_index[model.faces[keep[model.faces].all(dim=1)]]
 
