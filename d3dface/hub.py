@@ -508,6 +508,18 @@ def require_tensors(tensors: dict[str, torch.Tensor], names: list[str], director
         raise WeightsError(f"'{directory}' weights lack tensors: {', '.join(missing)}")
 
 
+def require_vertex_count(entries: ConfigEntries, template: torch.Tensor, directory: Path) -> None:
+    """Raise WeightsError unless the config's ``n_vertices`` (``entries``, read from
+    ``directory``) is a whole number equal to the (V, 3) ``template``'s V."""
+    n_vertices = template.shape[0]
+    stated = entries.whole("n_vertices", should=f"the vertex count, {n_vertices} for its weights")
+    if stated != n_vertices:
+        raise WeightsError(
+            f"'{directory}': config says {stated} vertices but the weights hold {n_vertices}; "
+            "the files do not belong together"
+        )
+
+
 PIPELINE_KIND = "d3dface.pipeline"
 
 PIPELINE_MODELS = {

@@ -15,6 +15,7 @@ from d3dface.hub import (
     descriptive_entries,
     load_weights,
     require_tensors,
+    require_vertex_count,
     resolve_model_folder,
     save_weights,
 )
@@ -79,13 +80,7 @@ def load_face_model(path_or_repo: str | Path, **hub_kwargs: Any) -> FaceModel:
     tensors, config = load_weights(directory, KIND)
     require_tensors(tensors, _REQUIRED, directory)
     entries = ConfigEntries(config, directory / CONFIG_NAME)
-    n_vertices = tensors["template"].shape[0]
-    stated = entries.whole("n_vertices", should=f"the vertex count, {n_vertices} for its weights")
-    if stated != n_vertices:
-        raise WeightsError(
-            f"'{directory}': config says {stated} vertices but the weights hold {n_vertices}; "
-            "the files do not belong together"
-        )
+    require_vertex_count(entries, tensors["template"], directory)
     names = {
         key: entries.texts(key, default=[])
         for key in ("expression_names", "region_names", "joint_names")

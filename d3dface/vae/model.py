@@ -35,6 +35,7 @@ from d3dface.hub import (
     load_weights,
     one_line,
     require_tensors,
+    require_vertex_count,
     resolve_model_folder,
     save_weights,
 )
@@ -286,15 +287,7 @@ class MeshVAE(nn.Module):
         tensors, raw = load_weights(directory, KIND)
         require_tensors(tensors, ["template", "faces", "offset_mean", "offset_std"], directory)
         entries = ConfigEntries(raw, directory / CONFIG_NAME)
-        n_vertices = tensors["template"].shape[0]
-        stated = entries.whole(
-            "n_vertices", should=f"the vertex count, {n_vertices} for its weights"
-        )
-        if stated != n_vertices:
-            raise WeightsError(
-                f"'{directory}': config says {stated} vertices but the weights "
-                f"hold {n_vertices}; the files do not belong together"
-            )
+        require_vertex_count(entries, tensors["template"], directory)
         config = architecture_from_config(entries.section("architecture"))
         try:
             structure = MeshStructure.from_tensors(tensors, config.structure)
