@@ -545,19 +545,19 @@ def require_model_folder(directory: Path, name: str, role: str, source: str) -> 
     A Hub snapshot holds only the folders fetched, so for one the repo's file list is the
     place to look."""
     folder = directory / name
-    repo = hub_cache_repo(directory / CONFIG_NAME)
-    if not folder.is_dir() and repo is not None:
+    if folder.is_dir():
+        return folder
+    repo = hub_cache_repo(directory)
+    if repo is not None:
         raise WeightsError(
             f"Hub repo '{repo}' has no {role} folder '{name}' (named by {source}); see the "
             f"files on https://huggingface.co/{repo}"
         )
-    if not folder.is_dir():
-        present = sorted(path.name for path in directory.iterdir() if path.is_dir())
-        raise WeightsError(
-            f"'{directory}' has no {role} folder '{name}' (named by {source}); its folders "
-            f"are: {', '.join(present) or 'none'}"
-        )
-    return folder
+    present = sorted(path.name for path in directory.iterdir() if path.is_dir())
+    raise WeightsError(
+        f"'{directory}' has no {role} folder '{name}' (named by {source}); its folders "
+        f"are: {', '.join(present) or 'none'}"
+    )
 
 
 def resolve_model_folder(
