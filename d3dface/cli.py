@@ -26,6 +26,7 @@ from d3dface.fitting import DEFAULT_ITERATIONS as DEFAULT_FIT_ITERATIONS
 from d3dface.hub import CHECKPOINTS_DIR
 from d3dface.pipeline import MASK_METHODS, Diverse3DFace, run_settings
 from d3dface.result_files import DEFAULT_MESH_FORMATS, mesh_suffixes
+from d3dface.space_upload import PROJECT_DIR
 
 DEFAULT_FACE_MODEL = CHECKPOINTS_DIR / "face_model"
 
@@ -249,11 +250,12 @@ def _cmd_push_to_hub(args: argparse.Namespace) -> int:
 
 
 def _cmd_push_space(args: argparse.Namespace) -> int:
-    from d3dface.space_upload import push_space, space_files
+    from d3dface.space_upload import push_space
 
-    count = len(space_files(args.project))
-    url = push_space(args.repo_id, project=args.project, token=args.token, private=args.private)
-    print(f"published {count} files of {args.project} as the Space {args.repo_id}: {url}")
+    url, files = push_space(
+        args.repo_id, project=args.project, token=args.token, private=args.private
+    )
+    print(f"published {len(files)} files of {args.project} as the Space {args.repo_id}: {url}")
     return 0
 
 
@@ -418,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     space.add_argument(
         "--project",
         type=Path,
-        default=CHECKPOINTS_DIR.parent,
+        default=PROJECT_DIR,
         help="the project folder holding space_app.py (default: this d3dface's)",
     )
     space.add_argument("--token", help="Hub token (default: the logged-in user's)")

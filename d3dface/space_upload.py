@@ -32,7 +32,8 @@ SPACE_PATTERNS = (
 """The files a Space needs (relative to the project folder; ``*`` spans folders): the app, the
 package, the weights, the examples, and the pages the README links to. Not the tests."""
 
-_IGNORED = ("__pycache__", ".pyc")
+_IGNORED = ("*__pycache__/*",)
+"""Files a pattern could select but a Space must not get: Python's bytecode caches."""
 
 
 def space_files(project: Path = PROJECT_DIR) -> list[Path]:
@@ -59,13 +60,12 @@ def space_files(project: Path = PROJECT_DIR) -> list[Path]:
             f"{app.name}); restore the project's README.md"
         )
     present = [
-        path.relative_to(project).as_posix()
-        for path in project.rglob("*")
-        if path.is_file() and not any(part in path.as_posix() for part in _IGNORED)
+        path.relative_to(project).as_posix() for path in project.rglob("*") if path.is_file()
     ]
-    return sorted(
-        Path(name) for name in filter_repo_objects(present, allow_patterns=list(SPACE_PATTERNS))
+    chosen = filter_repo_objects(
+        present, allow_patterns=list(SPACE_PATTERNS), ignore_patterns=list(_IGNORED)
     )
+    return sorted(Path(name) for name in chosen)
 
 
 def push_space(
@@ -74,14 +74,14 @@ def push_space(
     token: str | None = None,
     private: bool = False,
     commit_message: str = "Upload the d3dface app",
-) -> str:
+) -> tuple[str, list[Path]]:
     """Publish ``project``'s app as the Gradio Space ``repo_id`` (created when missing).
 
     The shipped weights are loaded first (every sha256 checked), so nothing corrupt goes up.
     The Space then holds exactly :func:`space_files`: files that match
     :data:`SPACE_PATTERNS` on the Space but no longer in the project are deleted. Returns the
-    Space's address. Failures are one-line RuntimeErrors (see
-    :func:`d3dface.hub.upload_failures`).
+    Space's address and the files published (relative to ``project``). Failures are one-line
+    RuntimeErrors (see :func:`d3dface.hub.upload_failures`).
     """
     from huggingface_hub import HfApi
 
@@ -103,4 +103,4 @@ def push_space(
             delete_patterns=list(SPACE_PATTERNS),
             commit_message=commit_message,
         )
-    return f"https://huggingface.co/spaces/{repo_id}"
+    return f"https://huggingface.co/spaces/{repo_id}", files
