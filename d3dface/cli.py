@@ -270,6 +270,15 @@ def _add_face_model_option(command: argparse.ArgumentParser) -> None:
     _add_force_download_option(command)
 
 
+def _add_upload_options(command: argparse.ArgumentParser, what: str, short: str) -> None:
+    """``--repo-id``, ``--token`` and ``--private`` of a command that uploads to the Hub
+    (``what``: the kind of repo, e.g. "Space"; ``short``: its name in "create the ... as
+    private")."""
+    command.add_argument("--repo-id", required=True, help=f"the {what}, 'owner/name'")
+    command.add_argument("--token", help="Hub token (default: the logged-in user's)")
+    command.add_argument("--private", action="store_true", help=f"create the {short} as private")
+
+
 def _add_face_index_option(command: argparse.ArgumentParser) -> None:
     """``--face-index``: which face of the photo, 0 = the largest."""
     command.add_argument(
@@ -399,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     push = commands.add_parser(
         "push-to-hub", help="upload the weights, configs and model card to a Hub repo"
     )
-    push.add_argument("--repo-id", required=True, help="the Hub repo, 'owner/name'")
+    _add_upload_options(push, "Hub repo", "repo")
     push.add_argument(
         "--source",
         type=Path,
@@ -407,8 +416,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="pipeline directory to upload (default: the shipped checkpoints/)",
     )
     push.add_argument("--model-card", type=Path, help="model card (default: model_card.md)")
-    push.add_argument("--token", help="Hub token (default: the logged-in user's)")
-    push.add_argument("--private", action="store_true", help="create the repo as private")
     push.set_defaults(run=_cmd_push_to_hub)
 
     space = commands.add_parser(
@@ -416,15 +423,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="publish the app as a Gradio Space: space_app.py, the package, the weights, the "
         "examples and the README (with the Space's front matter)",
     )
-    space.add_argument("--repo-id", required=True, help="the Space, 'owner/name'")
+    _add_upload_options(space, "Space", "Space")
     space.add_argument(
         "--project",
         type=Path,
         default=PROJECT_DIR,
         help="the project folder holding space_app.py (default: this d3dface's)",
     )
-    space.add_argument("--token", help="Hub token (default: the logged-in user's)")
-    space.add_argument("--private", action="store_true", help="create the Space as private")
     space.set_defaults(run=_cmd_push_space)
 
     # listed for --help; main() hands its arguments to d3dface.vae.train.main untouched
