@@ -5,6 +5,7 @@ still run."""
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,11 +46,12 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
     ``source`` is a photo or a folder. In a folder, the visible files with an image suffix
     (:data:`IMAGE_SUFFIXES`) are the photos, sorted; one that is not really an image fails
     later, on its own. ``mask`` is the photo's mask file, or for a folder a folder of masks
-    named after the photos: ``a.jpg``'s mask is ``a_mask.png`` (any image suffix) or else
-    ``a.png``, never the photo itself, so the masks may lie among the photos. Photos without
-    one get the automatic mask. A file that is another photo's mask, or is named as one
-    (``a_mask.png`` beside ``a.jpg``), is not a photo; one left unused is listed in
-    ``ignored`` with how to use it.
+    named after the photos: ``a.jpg``'s mask is ``a_mask.png`` (any image suffix), or in a
+    mask folder that is not the photos' own folder ``a.png``; where ``a.jpg`` and ``a.png``
+    are both photos, ``a_jpg_mask.png`` names the mask of ``a.jpg`` alone. So the masks may
+    lie among the photos, and no photo is ever taken for another's mask. Photos without one
+    get the automatic mask. A file named as a photo's mask (``a_mask.png`` beside ``a.jpg``)
+    is not a photo; one left unused is listed in ``ignored`` with how to use it.
 
     Each photo writes into ``out_dir / <photo name without suffix>`` (``out_dir`` itself for
     a single photo); photos that share a name up to the suffix (``a.jpg``, ``a.png``) keep it
@@ -79,16 +81,20 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
         if p.suffix.lower() not in IMAGE_SUFFIXES
     ]
     candidates = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-    masks = {p: _mask_for(p, mask) for p in candidates}
+    owners = {p: _photo_named_by_mask(p, candidates) for p in candidates}
+    stems = Counter(p.stem for p in candidates if owners[p] is None)
+    own_folder = mask is not None and mask.resolve() == source.resolve()
+    masks = {
+        p: _mask_for(p, mask, stems[p.stem] > 1, own_folder)
+        for p in candidates
+        if owners[p] is None
+    }
     used_as_masks = {found.resolve() for found in masks.values() if found is not None}
-    photos: list[Path] = []
-    for p in candidates:
-        if p.resolve() in used_as_masks:
+    photos = list(masks)
+    for p, owner in owners.items():
+        if owner is None or p.resolve() in used_as_masks:
             continue
-        owner = _photo_named_by_mask(p, candidates)
-        if owner is None:
-            photos.append(p)
-        elif masks[owner] is None:
+        if masks.get(owner) is None:  # the owner may itself be named as a mask
             ignored.append(
                 f"{p.name}: named as the mask of {owner.name} but not used; give the folder "
                 f"that holds it as --mask ({source}) to use it"
@@ -99,7 +105,6 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
         raise ValueError(
             f"folder '{source}' holds no photos (files ending in {', '.join(IMAGE_SUFFIXES)})"
         )
-    stems = Counter(p.stem for p in photos)
     items = [BatchItem(p, masks[p], out_dir / _folder_name(p, stems[p.stem] > 1)) for p in photos]
     return BatchInputs(items, ignored)
 
@@ -110,26 +115,41 @@ def _folder_name(photo: Path, stem_shared: bool) -> str:
     return f"{photo.stem}_{photo.suffix.lstrip('.')}" if stem_shared else photo.stem
 
 
-def _mask_for(photo: Path, mask_dir: Path | None) -> Path | None:
-    """The mask of ``photo`` in ``mask_dir``: ``<stem>_mask.*``, else ``<stem>.*`` (any image
-    suffix), never the photo itself; None if absent."""
+def _mask_for(
+    photo: Path, mask_dir: Path | None, stem_shared: bool, own_folder: bool
+) -> Path | None:
+    """The mask of ``photo`` in ``mask_dir`` (any image suffix): ``<folder name>_mask.*``
+    where another photo shares the stem (``a_jpg_mask.png``), else ``<stem>_mask.*``, else,
+    unless ``mask_dir`` is the photos' own folder, ``<stem>.*``; None if absent."""
     if mask_dir is None:
         return None
-    for stem in (f"{photo.stem}{MASK_STEM_ENDING}", photo.stem):
+    stems = [f"{photo.stem}{MASK_STEM_ENDING}"]
+    if stem_shared:
+        stems.insert(0, f"{_folder_name(photo, True)}{MASK_STEM_ENDING}")
+    if not own_folder:
+        stems.append(photo.stem)
+    for stem in stems:
         for suffix in IMAGE_SUFFIXES:
             candidate = mask_dir / f"{stem}{suffix}"
-            if candidate.is_file() and candidate.resolve() != photo.resolve():
+            if candidate.is_file():
                 return candidate
     return None
 
 
-def _photo_named_by_mask(path: Path, photos: list[Path]) -> Path | None:
-    """The photo among ``photos`` whose mask ``path``'s name says it is (``a_mask.png`` ->
-    ``a.*``), or None."""
+def _photo_named_by_mask(path: Path, files: list[Path]) -> Path | None:
+    """The file among ``files`` whose mask ``path``'s name says it is (``a_mask.png`` ->
+    ``a.*``; ``a_jpg_mask.png`` -> ``a.jpg``), or None."""
     if not path.stem.endswith(MASK_STEM_ENDING):
         return None
-    owner_stem = path.stem[: -len(MASK_STEM_ENDING)]
-    return next((p for p in photos if p.stem == owner_stem and p != path), None)
+    owner_name = path.stem[: -len(MASK_STEM_ENDING)]
+    return next(
+        (
+            p
+            for p in files
+            if p != path and owner_name in (p.stem, _folder_name(p, stem_shared=True))
+        ),
+        None,
+    )
 
 
 def reconstruct_all(
@@ -148,7 +168,8 @@ def reconstruct_all(
             iterations, face_index, mask_method).
         formats: mesh formats of the samples (see
             :func:`d3dface.result_files.mesh_suffixes`).
-        show_progress: draw a progress bar over photos and stages (on stderr).
+        show_progress: draw a progress bar over photos and stages (on stderr). A photo of
+            several that fails is reported on stderr as it fails, progress bar or not.
 
     Returns:
         ``{"done": [{"image", "out_dir", "metrics", "n_samples", "mask_notes", "seconds"}...],
@@ -170,7 +191,8 @@ def reconstruct_all(
         except (ValueError, OSError, RuntimeError) as err:
             failed.append({"image": str(item.image), "error": str(err)})
             if len(items) > 1:
-                bar.write(f"skipped {item.image}: {err}")
+                message = f"error: {item.image}: {err} (skipped; the others go on)"
+                bar.write(message, file=sys.stderr)
         else:
             done.append(
                 {

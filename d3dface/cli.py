@@ -212,11 +212,19 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         )
         for note in entry["mask_notes"]:
             print(f"note: {entry['image']}: {note}")
-    for entry in summary["failed"]:
-        print(f"error: {entry['image']}: {entry['error']}", file=sys.stderr)
-    if not summary["failed"]:
+    failed = summary["failed"]
+    if not failed:
         return 0
-    return 1 if len(inputs.items) > 1 else 2  # a folder with failures; one bad photo
+    if len(inputs.items) == 1:
+        print(f"error: {failed[0]['image']}: {failed[0]['error']}", file=sys.stderr)
+        return 2
+    # each failure was reported as it happened; they are listed in summary.json too
+    print(
+        f"error: {len(failed)} of {len(inputs.items)} photos failed (see above, and "
+        f"{args.out / 'summary.json'})",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _figures(entry: dict) -> str:
@@ -351,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--mask",
         type=Path,
         help="occlusion mask of the photo's size (white = hidden); for a folder, a folder of "
-        "masks named like the photos. Default: found automatically",
+        "masks named after the photos (a.jpg -> a_mask.png). Default: found automatically",
     )
     recon.add_argument("-n", type=int, default=8, help="number of completions (default 8)")
     recon.add_argument("--k", type=float, default=0.5, help="DPP similarity scale (default 0.5)")

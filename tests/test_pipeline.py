@@ -235,6 +235,29 @@ def test_batch_masks_may_lie_among_the_photos(tmp_path: Path) -> None:
     assert "not a photo" in notes["notes.txt"]
 
 
+def test_batch_photos_sharing_a_stem_are_never_taken_for_masks(tmp_path: Path) -> None:
+    for name in ("a.jpg", "a.png", "b.jpg", "b_mask_mask.png"):
+        (tmp_path / name).write_bytes(b"")
+    # the folder as its own mask folder: a.png is a photo, not a.jpg's mask (nor the reverse)
+    given = list_inputs(tmp_path, tmp_path, tmp_path / "out")
+    assert [(item.image.name, item.mask, item.out_dir.name) for item in given.items] == [
+        ("a.jpg", None, "a_jpg"),
+        ("a.png", None, "a_png"),
+        ("b.jpg", None, "b"),
+        ("b_mask_mask.png", None, "b_mask_mask"),
+    ]
+    # a_jpg_mask.png is a.jpg's alone; a_mask.png is the mask of both
+    (tmp_path / "a_jpg_mask.png").write_bytes(b"")
+    (tmp_path / "a_mask.png").write_bytes(b"")
+    masks = {item.image.name: item.mask for item in list_inputs(tmp_path, tmp_path, tmp_path).items}
+    assert masks == {
+        "a.jpg": tmp_path / "a_jpg_mask.png",
+        "a.png": tmp_path / "a_mask.png",
+        "b.jpg": None,
+        "b_mask_mask.png": None,
+    }
+
+
 def test_reconstruct_cli_skips_a_bad_file_and_runs_the_rest(
     masked_photo: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -251,8 +274,11 @@ def test_reconstruct_cli_skips_a_bad_file_and_runs_the_rest(
     args += ["--iterations", "5", "--fit-iterations", "20", "--out", str(out)]
     assert main(args) == 1  # one file failed
     captured = capsys.readouterr()
-    assert "error: " in captured.err and "broken.jpg" in captured.err
-    assert "not an image" in captured.err
+    # the bad file is reported once, on stderr, and counted at the end
+    lines = (captured.out + captured.err).splitlines()
+    assert len([line for line in lines if "broken.jpg" in line]) == 1
+    assert "error: " in captured.err and "not an image" in captured.err
+    assert "error: 1 of 2 photos failed" in captured.err
     assert "ignored notes.txt: not a photo" in captured.err
     assert "ASD-V" in captured.out
     folder = out / "obama_mask"
