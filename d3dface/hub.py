@@ -276,6 +276,13 @@ def resolve_model_dir(
             raise WeightsError(f"'{directory}' does not exist inside '{local}'")
         return directory
     text = str(path_or_repo)
+    if local.is_relative_to(CHECKPOINTS_DIR):
+        raise WeightsError(
+            f"the shipped weights are not at '{local}': they are the checkpoints/ folder of "
+            "the d3dface project, which an installed copy of the package does not hold; run "
+            "from a clone of the project (or `pip install -e .` there), or give that folder or "
+            "a Hub repo id (--model on the command line)"
+        )
     if local.exists() or text.count("/") != 1 or text.startswith((".", "/", "~")):
         raise WeightsError(
             f"'{text}' is neither a model directory nor a Hub repo id ('owner/name'); "

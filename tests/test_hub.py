@@ -18,7 +18,7 @@ from huggingface_hub import constants as hub_constants
 from huggingface_hub.utils import filter_repo_objects
 from PIL import Image
 
-from d3dface import Diverse3DFace
+from d3dface import Diverse3DFace, hub
 from d3dface.bench.occluders import draw_plain_face_mask
 from d3dface.cli import main
 from d3dface.facemodel.model import FaceModel
@@ -79,6 +79,16 @@ def test_hf_hub_download_and_from_pretrained_work_from_the_offline_cache(
     pipe = Diverse3DFace.from_pretrained(REPO_ID, revision="main")
     assert pipe.face_model.n_vertices == pipe.vae.n_vertices == 5042
     assert FaceModel.from_pretrained(REPO_ID).n_vertices == 5042  # the pipeline's face model
+
+
+def test_missing_shipped_weights_say_where_they_are_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an installed copy of the package (not the project's clone) has no checkpoints/ beside it
+    absent = tmp_path / "site-packages" / "checkpoints"
+    monkeypatch.setattr(hub, "CHECKPOINTS_DIR", absent)
+    with pytest.raises(WeightsError, match="checkpoints/ folder of the d3dface project"):
+        Diverse3DFace.from_pretrained(absent)
 
 
 def test_a_repo_missing_from_the_offline_cache_is_a_clear_error(offline_cache: Path) -> None:
