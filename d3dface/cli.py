@@ -7,6 +7,7 @@ Commands:
     mask          find the hidden part of a face: mask.png (white = hidden) and overlay.png
     train-vae     train the Mesh-VAE (see ``python -m d3dface train-vae --help``)
     reconstruct   photo(s) -> N diverse 3D completions, pictures and metrics (the whole method)
+    interpolate   meshes between two samples of a reconstruct result (latent blends)
     push-to-hub   upload the weights, configs and model card to a Hugging Face Hub repo
     push-space    publish the app (space_app.py, the package, weights, examples) as a Space
 """
@@ -227,6 +228,25 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_interpolate(args: argparse.Namespace) -> int:
+    from d3dface.latents_file import blend_shares, load_latents, write_blends
+
+    shares = blend_shares(args.t)
+    formats = mesh_suffixes(args.formats)
+    load_latents(args.result)  # a missing or damaged file is named before the models load
+    out = args.result if args.out is None else args.out
+    _check_out_folder(out)
+    pipeline = Diverse3DFace.from_pretrained(
+        args.model, device=args.device, force_download=args.force_download
+    )
+    paths = write_blends(pipeline, args.result, args.first, args.second, shares, formats, out)
+    print(
+        f"{len(shares)} blends of samples {args.first} and {args.second} -> {out}: "
+        f"{', '.join(path.name for path in paths)}"
+    )
+    return 0
+
+
 def _figures(entry: dict) -> str:
     """A finished photo's metrics in words (``reconstruct_all``'s ``done`` entry)."""
     metrics = entry["metrics"]
@@ -276,6 +296,22 @@ def _add_face_model_option(command: argparse.ArgumentParser) -> None:
         "published repo) gives its face model (default: the shipped checkpoints/face_model)",
     )
     _add_force_download_option(command)
+
+
+def _add_pipeline_options(command: argparse.ArgumentParser, what_runs: str) -> None:
+    """``--model`` (a pipeline), ``--force-download`` and ``--device`` of a command that loads
+    the whole pipeline; ``what_runs`` says what ``--device`` moves."""
+    command.add_argument(
+        "--model",
+        default=str(CHECKPOINTS_DIR),
+        help="pipeline directory or Hub repo id (default: the shipped checkpoints/)",
+    )
+    _add_force_download_option(command)
+    command.add_argument(
+        "--device",
+        default="cpu",
+        help=f"where {what_runs}: cpu (default, reproducible) or cuda",
+    )
 
 
 def _add_upload_options(command: argparse.ArgumentParser, what: str, short: str) -> None:
@@ -400,18 +436,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="output directory: a photo's files go into it, a folder's photos into one "
         "subfolder each; an earlier result there is replaced",
     )
-    recon.add_argument(
-        "--model",
-        default=str(CHECKPOINTS_DIR),
-        help="pipeline directory or Hub repo id (default: the shipped checkpoints/)",
-    )
-    _add_force_download_option(recon)
-    recon.add_argument(
-        "--device",
-        default="cpu",
-        help="where the fit and the diversity stage run: cpu (default, reproducible) or cuda",
-    )
+    _add_pipeline_options(recon, "the fit and the diversity stage run")
     recon.set_defaults(run=_cmd_reconstruct)
+
+    blend = commands.add_parser(
+        "interpolate",
+        help="meshes between two samples of a reconstruct result, decoded from their latent "
+        "codes (latents.safetensors)",
+    )
+    blend.add_argument("result", type=Path, help="a folder that reconstruct wrote")
+    blend.add_argument("first", type=int, help="a sample's number (sample_XX)")
+    blend.add_argument("second", type=int, help="another sample's number")
+    blend.add_argument(
+        "--t",
+        default="0,0.25,0.5,0.75,1",
+        help="the blends: each one's share of the second sample, 0 to 1 (default %(default)s)",
+    )
+    blend.add_argument(
+        "--formats",
+        default="glb",
+        help="mesh formats of the blends: glb,ply,obj (default %(default)s)",
+    )
+    blend.add_argument(
+        "--out", type=Path, help="output directory (default: the result folder itself)"
+    )
+    _add_pipeline_options(blend, "the Mesh-VAE decodes")
+    blend.set_defaults(run=_cmd_interpolate)
 
     push = commands.add_parser(
         "push-to-hub", help="upload the weights, configs and model card to a Hub repo"

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
@@ -387,6 +387,19 @@ def descriptive_entries(config: dict[str, Any], own: dict[str, Any]) -> dict[str
     return {key: value for key, value in config.items() if key not in own and key not in SAVE_KEYS}
 
 
+def save_tensors(
+    tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
+) -> Path:
+    """Write ``tensors`` (and string ``metadata``) as a safetensors file.
+
+    The bytes are made by ``safetensors.torch.save`` and written as any file is, so the file
+    gets the permissions of the JSON files beside it: ``save_file`` of safetensors 0.8 writes
+    through a temporary file of mode 0600, readable by its owner alone (safetensors issue
+    #782)."""
+    path.write_bytes(save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata))
+    return path
+
+
 def save_weights(
     directory: str | Path,
     tensors: dict[str, torch.Tensor],
@@ -398,7 +411,7 @@ def save_weights(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights_path = directory / weights_name
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(weights_path))
+    save_tensors(tensors, weights_path)
     full_config = {
         "format_version": FORMAT_VERSION,
         "kind": kind,

@@ -10,11 +10,13 @@ Written into one folder:
 - ``mask.png`` (white = hidden, at the given photo's size), ``overlay.png`` (the fit over the
   photo as worked on, :attr:`~d3dface.pipeline.FaceResult.photo`),
   ``grid.png`` (shaded renders of every sample), ``spread.png`` (the spread heat map);
-- ``metrics.json``: ASD-V, ASD-O, ratio, timings, settings, vertex counts, file list.
+- ``metrics.json``: ASD-V, ASD-O, ratio, timings, settings, vertex counts, file list;
+- ``latents.safetensors``: the samples' latent codes, from which the ``interpolate`` command
+  decodes blends (:mod:`d3dface.latents_file`).
 
-Writing into a folder that holds an earlier result replaces it whole: sample meshes that the
-new result does not write (higher numbers, other formats) are removed, so that the folder
-never mixes two runs.
+Writing into a folder that holds an earlier result replaces it whole: sample and blend meshes
+that the new result does not write (higher numbers, other formats, blends of the old samples)
+are removed, so that the folder never mixes two runs.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from PIL import Image
 from torch import Tensor
 
 from d3dface.figures import head_part, heat_colours, sample_grid, spread_image
+from d3dface.latents_file import BLEND_STEM, LATENTS_NAME, save_latents
 from d3dface.meshio import MESH_FORMATS, export_mesh
 from d3dface.overlay import draw_overlay
 from d3dface.perception.working_size import mask_to_size, width_height
@@ -103,11 +106,13 @@ def result_summary(result: FaceResult) -> dict:
     }
 
 
-def _remove_earlier_samples(out_dir: Path) -> None:
-    """Delete the sample meshes of an earlier result in ``out_dir`` (files named like ours)."""
+def _remove_earlier_meshes(out_dir: Path) -> None:
+    """Delete the sample and blend meshes of an earlier result in ``out_dir`` (files named
+    like ours)."""
     for path in out_dir.iterdir():
         is_mesh = path.suffix.lower() in MESH_FORMATS
-        if is_mesh and path.is_file() and _SAMPLE_STEM.fullmatch(path.stem):
+        ours = _SAMPLE_STEM.fullmatch(path.stem) or BLEND_STEM.fullmatch(path.stem)
+        if is_mesh and path.is_file() and ours:
             path.unlink()
 
 
@@ -147,7 +152,7 @@ def write_result(
     _check_finite(result)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_earlier_samples(out_dir)
+    _remove_earlier_meshes(out_dir)
     faces = result.faces.numpy()
     colours = result.fit.colours.numpy()
     paths = [
@@ -185,6 +190,7 @@ def write_result(
         path = out_dir / name
         Image.fromarray(picture).save(path)
         paths.append(path)
+    paths.append(save_latents(result, out_dir / LATENTS_NAME))
     summary = {**result_summary(result), "files": [path.name for path in paths]}
     summary["files"].append("metrics.json")
     metrics_path = out_dir / "metrics.json"

@@ -40,12 +40,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 from tqdm import tqdm
 
 from d3dface.facemodel.model import FaceModel
-from d3dface.hub import CHECKPOINTS_DIR
+from d3dface.hub import CHECKPOINTS_DIR, save_tensors
 from d3dface.vae.data import (
     DataConfig,
     FaceMeshSampler,
@@ -202,7 +202,7 @@ def save_checkpoint(
     model.save_pretrained(out_dir, extra_config=extra)
     if is_best:
         model.save_pretrained(out_dir / BEST_DIR, extra_config=extra)
-    save_file(optimizer_tensors(optimizer, model), str(out_dir / OPTIMIZER_NAME))
+    save_tensors(optimizer_tensors(optimizer, model), out_dir / OPTIMIZER_NAME)
     state = {**state, "param_groups": optimizer.state_dict()["param_groups"]}
     temporary = out_dir / f"{STATE_NAME}.tmp"
     temporary.write_text(json.dumps(state, indent=2) + "\n")
@@ -248,7 +248,7 @@ def start_from_release(release_dir: str | Path, run_dir: str | Path) -> None:
     for name in _WEIGHT_FILES:
         for folder in (run_dir, run_dir / BEST_DIR):
             shutil.copyfile(release_dir / name, folder / name)
-    save_file({}, str(run_dir / OPTIMIZER_NAME))
+    save_tensors({}, run_dir / OPTIMIZER_NAME)
     state = {**log["state"], "history": log["history"]}
     (run_dir / STATE_NAME).write_text(json.dumps(state, indent=2) + "\n")
 
