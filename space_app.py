@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
+from abc import ABCMeta
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.component_meta import ComponentMeta
 
 from d3dface import app_logic as logic
 from d3dface.perception.landmarks import NoFaceError
@@ -99,15 +101,33 @@ CSS = """
 phone-width screens (desktop widths are left as Gradio lays them out)."""
 
 
-def readable_upload_errors(component: gr.Image) -> gr.Image:
-    """Make a ``gr.Image`` input raise a short ``gr.Error`` for a file that is not an image,
-    instead of Gradio's processing error with its internal details. (Wraps the instance's
-    ``preprocess``: a subclass would make Gradio write a ``.pyi`` stub beside this file.)"""
-    original = component.preprocess
+class _WithoutStub(ComponentMeta):
+    """Gradio's component metaclass less its last step, which writes a ``.pyi`` stub of a new
+    component class beside its module (here: a copy of this file, left in the repository).
+    Only for subclasses that define no ``__init__`` and no ``EVENTS``, the other steps'
+    work."""
 
-    def preprocess(payload: Any) -> Any:
+    def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> type:
+        if "__init__" in attrs or "EVENTS" in attrs:
+            raise TypeError(f"{name}: a component class with its own __init__ or EVENTS")
+        return ABCMeta.__new__(mcs, name, bases, attrs)
+
+
+class PhotoInput(gr.Image, metaclass=_WithoutStub):
+    """``gr.Image`` that answers a file that is not an image with a short ``gr.Error``,
+    instead of Gradio's processing error with its internal details and the server's paths.
+
+    A class, not a patch of one instance's ``preprocess``: Gradio rebuilds a component from
+    its constructor arguments whenever an event updates it (``gr.skip()`` included, and an
+    example's click), which dropped such a patch after the first photo."""
+
+    is_template = True
+    """The browser shows it with Gradio's own Image component (see ``get_block_name``)."""
+
+    def preprocess(self, payload: Any) -> Any:
+        """Gradio's ``Image.preprocess``, its failures as a :data:`PHOTO_NOT_USABLE` pop-up."""
         try:
-            return original(payload)
+            return super().preprocess(payload)
         except gr.Error:
             raise
         except Exception as exc:
@@ -116,9 +136,6 @@ def readable_upload_errors(component: gr.Image) -> gr.Image:
                 title=PHOTO_NOT_USABLE,
                 duration=10,
             ) from exc
-
-    component.preprocess = preprocess  # type: ignore[method-assign]
-    return component
 
 
 PHOTO_LABEL = (
@@ -402,7 +419,7 @@ def build_demo() -> gr.Blocks:
         with gr.Row(equal_height=False):
             with gr.Column(min_width=360):
                 gr.Markdown("### 1 · Photo")
-                photo = gr.Image(
+                photo = PhotoInput(
                     label=PHOTO_LABEL,
                     type="filepath",
                     image_mode=None,
@@ -410,7 +427,6 @@ def build_demo() -> gr.Blocks:
                     height=420,
                     elem_id="photo",
                 )
-                readable_upload_errors(photo)
                 gr.Examples(
                     examples=[[str(path)] for path in EXAMPLE_PHOTOS if path.is_file()],
                     inputs=[photo],

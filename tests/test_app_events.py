@@ -11,6 +11,7 @@ import gradio as gr
 import numpy as np
 import pytest
 from fake_runs import FakeResult
+from gradio.data_classes import ImageData
 from PIL import Image
 
 import space_app
@@ -98,6 +99,26 @@ def _block(elem_id: str) -> gr.components.Component:
         for block in space_app.demo.blocks.values()
         if getattr(block, "elem_id", None) == elem_id
     )
+
+
+def test_a_non_image_photo_gets_the_readable_error_after_the_photo_was_updated(
+    tmp_path: Path,
+) -> None:
+    # Gradio rebuilds a component from its constructor arguments whenever an event sends it
+    # an update (gr.skip() from on_photo, an example's click): a patch on the first instance
+    # was lost, so from the second upload on a text file renamed .jpg got Gradio's
+    # "Could not preprocess input component ..." with the server's paths
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("not a photo")
+    payload = ImageData(path=str(fake), orig_name=fake.name)
+    photo = _block("photo")
+    rebuilt = type(photo)(**photo.constructor_args)
+    for block in (photo, rebuilt):
+        with pytest.raises(gr.Error, match="not an image that can be read") as error:
+            block.preprocess(payload)
+        assert error.value.title == space_app.PHOTO_NOT_USABLE
+    assert rebuilt.get_block_name() == "image"  # the browser's own Image component
+    assert not Path(space_app.__file__).with_suffix(".pyi").exists()  # no stub written
 
 
 @pytest.mark.parametrize("name", logic.PHOTO_FORMATS)
