@@ -183,9 +183,10 @@ def warn(message: str, title: str) -> None:
 
 
 # ------------------------------------------------------------------------------ event handlers
-def show_mask(photo: Any, mask: Any) -> tuple[dict[str, Any], Any]:
-    """The mask editor's value (the photo with ``mask`` drawn in) and the mask to keep."""
-    return logic.editor_value(photo, mask), mask
+def show_mask(photo: Any, mask: Any) -> tuple[dict[str, Any], logic.ShownMask]:
+    """The mask editor's value (the photo with ``mask`` drawn in) and the mask to keep, with
+    the photo it belongs to."""
+    return logic.editor_value(photo, mask), logic.ShownMask.of(photo, mask)
 
 
 def example_mask(photo: str) -> Path | None:
@@ -326,18 +327,19 @@ def on_reconstruct(
     n_sigma: float,
     preset: str,
     seed: float,
-    shown_mask: Any = None,
+    shown_mask: logic.ShownMask | None = None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008
 ) -> tuple[str, str, list[tuple[str, str]], str, str, str, dict[str, Any]]:
     """Run the whole method. Mask: the one shown in the editor with the user's strokes (when
-    the editor holds the photo), else the mask file, else found automatically. Returns the
-    run id, summary, thumbnails, spread mesh, overlay, zip and metrics."""
+    the editor holds this photo, not yet an earlier one), else the mask file, else found
+    automatically. Returns the run id, summary, thumbnails, spread mesh, overlay, zip and
+    metrics."""
     with user_errors("Setting not valid"):
         settings = logic.validate_settings(n, k, n_sigma, preset, seed)
     with user_errors(PHOTO_NOT_USABLE):
         image = logic.load_photo(photo)
     with user_errors("Mask not usable"):
-        mask = logic.mask_from_editor(mask_editor, image.shape, shown_mask)
+        mask = logic.editor_mask(mask_editor, image, shown_mask)
         if mask is None and mask_file:
             mask = logic.load_mask_file(mask_file, image.shape)
     with user_errors("Reconstruction failed"):
@@ -414,7 +416,7 @@ def build_demo() -> gr.Blocks:
     preset_choices = [(preset.label, name) for name, preset in logic.PRESETS.items()]
     with gr.Blocks(title="d3dface: diverse 3D faces", delete_cache=(1800, 3600)) as demo:
         run_state = gr.State(None)
-        mask_state = gr.State(None)  # the mask drawn into the editor's picture
+        mask_state = gr.State(None)  # the logic.ShownMask drawn into the editor's picture
         gr.Markdown(INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(min_width=360):

@@ -7,8 +7,10 @@ here:
 - photos and masks: :func:`load_photo` (validated, scaled to at most :data:`MAX_PHOTO_SIDE`),
   :func:`shows_in_browser` / :func:`browser_copy` (a PNG copy of a photo the browser cannot
   show, e.g. TIFF), :func:`automatic_mask`, :func:`editor_value` (the photo with its mask
-  tinted in, for ``gr.ImageEditor``), :func:`mask_from_editor` (that mask + the user's red
-  "hide" and green "show" strokes -> (H, W) bool), :func:`load_mask_file`;
+  tinted in, for ``gr.ImageEditor``), :class:`ShownMask` (that mask and the photo it was
+  drawn for), :func:`mask_from_editor` (that mask + the user's red "hide" and green "show"
+  strokes -> (H, W) bool), :func:`editor_mask` (the same, only for the photo it was drawn
+  for), :func:`load_mask_file`;
 - runs: :func:`reconstruct` runs the pipeline into a fresh temporary folder with generated
   names, renders a thumbnail per sample and zips every file; :class:`RunStore` keeps the last
   few results in memory (for live interpolation) and deletes the folders of older ones;
@@ -23,6 +25,7 @@ says what to do; the app shows it as a ``gr.Error``.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -69,11 +72,13 @@ __all__ = [
     "Preset",
     "RunOutput",
     "RunStore",
+    "ShownMask",
     "app_device",
     "automatic_mask",
     "browser_copy",
     "default_preset",
     "device_note",
+    "editor_mask",
     "editor_value",
     "get_pipeline",
     "interpolation_mesh",
@@ -82,6 +87,7 @@ __all__ = [
     "mask_from_editor",
     "mask_preview",
     "painted_strokes",
+    "photo_key",
     "popup_text",
     "reconstruct",
     "sample_glbs",
@@ -338,6 +344,49 @@ def editor_value(photo: np.ndarray, mask: np.ndarray | None) -> dict[str, Any]:
     """The ``gr.ImageEditor`` value: ``mask`` (None = nothing hidden) drawn into the photo,
     no painted layer yet (the editor makes one for the user's strokes)."""
     return {"background": mask_preview(photo, mask), "layers": [], "composite": None}
+
+
+def photo_key(photo: np.ndarray) -> str:
+    """A short fingerprint of a loaded photo's pixels (and shape): equal for the same photo,
+    whichever file or event it came from."""
+    pixels = np.ascontiguousarray(photo)
+    digest = hashlib.sha1(str(pixels.shape).encode(), usedforsecurity=False)
+    digest.update(pixels.tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True, eq=False)
+class ShownMask:
+    """The mask drawn into the editor's picture (see :func:`editor_value`), and the photo it
+    was drawn for: the app keeps one per browser session.
+
+    Attributes:
+        photo: :func:`photo_key` of that photo. mask: (H, W) bool, None = nothing hidden.
+    """
+
+    photo: str
+    mask: np.ndarray | None = field(repr=False)
+
+    @classmethod
+    def of(cls, photo: np.ndarray, mask: np.ndarray | None) -> ShownMask:
+        """The shown mask of a loaded photo."""
+        return cls(photo_key(photo), mask)
+
+
+def editor_mask(
+    value: Mapping[str, Any] | None, photo: np.ndarray, shown: ShownMask | None
+) -> np.ndarray | None:
+    """The editor's mask with the user's strokes (see :func:`mask_from_editor`) for a loaded
+    photo, or None (nothing prepared: the pipeline then finds the mask itself) when the editor
+    holds no photo or still holds an earlier one: a new photo's mask is shown only once it is
+    found, and until then the editor's mask and strokes are the earlier photo's.
+
+    Raises:
+        ValueError: a layer's or the mask's shape does not match the photo's.
+    """
+    if shown is not None and shown.photo != photo_key(photo):
+        return None
+    return mask_from_editor(value, photo.shape, None if shown is None else shown.mask)
 
 
 def _fit_to(mask: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:

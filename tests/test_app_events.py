@@ -29,7 +29,7 @@ def test_an_example_photo_gets_its_shipped_mask(tmp_path: Path) -> None:
     assert space_app.example_mask(str(tmp_path / "holiday.jpg")) is None
     editor, kept, status, _, photo_update = space_app.on_photo(str(copy), None)
     shipped = logic.load_mask_file(EXAMPLE_MASK, logic.load_photo(str(copy)).shape)
-    np.testing.assert_array_equal(kept, shipped)
+    np.testing.assert_array_equal(kept.mask, shipped)
     assert status.startswith("**Mask of the example**") and "% of the photo hidden" in status
     assert editor["background"].shape[:2] == shipped.shape
     assert photo_update == gr.skip()  # a JPEG stays in the Photo box as it is
@@ -42,7 +42,7 @@ def test_a_mask_file_given_before_the_photo_is_used_when_it_fits(tmp_path: Path)
     shutil.copy(EXAMPLE, photo)
     _, kept, status, _, _ = space_app.on_photo(str(photo), str(EXAMPLE_MASK))
     assert status.startswith("**Mask from your file:**")
-    assert kept.sum() == logic.load_mask_file(EXAMPLE_MASK, kept.shape).sum()
+    assert kept.mask.sum() == logic.load_mask_file(EXAMPLE_MASK, kept.mask.shape).sum()
 
 
 @pytest.mark.parametrize("bad", ["small", "text"])
@@ -58,7 +58,7 @@ def test_a_mask_file_that_does_not_fit_is_refused_and_cleared(tmp_path: Path, ba
     # the photo's example mask is shown instead of the refused file, which is cleared
     _, kept, status, file_update, _ = space_app.on_photo(str(EXAMPLE), str(mask))
     assert "Your mask file was not used" in status and "Mask of the example" in status
-    assert file_update is None and kept.any()
+    assert file_update is None and kept.mask.any()
 
 
 def test_a_refused_mask_files_warning_is_written_as_a_sentence(
@@ -89,7 +89,7 @@ def test_a_photo_the_browser_cannot_show_is_replaced_by_a_png_copy(tmp_path: Pat
     # (here with a mask file given before the photo)
     editor, kept, status, _, photo_update = space_app.on_photo(str(copy), str(EXAMPLE_MASK))
     assert status.startswith("**Mask from your file:**") and photo_update == gr.skip()
-    assert kept.shape == editor["background"].shape[:2] and kept.any()
+    assert kept.mask.shape == editor["background"].shape[:2] and kept.mask.any()
 
 
 def _block(elem_id: str) -> gr.components.Component:
@@ -130,7 +130,7 @@ def test_every_photo_format_the_label_names_gets_its_mask(tmp_path: Path, name: 
     if not logic.shows_in_browser(photo):  # the Photo box shows a PNG copy, which gets the mask
         *_, shown = space_app.on_photo(shown, str(EXAMPLE_MASK))
     _, kept, status, _, photo_update = space_app.on_photo(shown, str(EXAMPLE_MASK))
-    assert status.startswith("**Mask from your file:**") and kept.any()
+    assert status.startswith("**Mask from your file:**") and kept.mask.any()
     assert photo_update == gr.skip()
 
 
@@ -182,6 +182,36 @@ def test_error_pop_ups_are_titled_with_what_failed(
     # with the title
     assert error.value.message.startswith(f"<strong>{title}.</strong> ")
     assert words in error.value.message
+
+
+@pytest.mark.parametrize("shape", ["other", "same"])
+def test_reconstruct_pressed_before_a_new_photos_mask_is_shown_ignores_the_earlier_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shape: str
+) -> None:
+    # the editor and the kept mask still hold the previous photo's until on_photo has found
+    # the new one: that mask was refused ("draw the mask on this photo", though nobody drew
+    # anything) or, for a photo of the same size, silently used on the new photo
+    editor, kept, *_ = space_app.on_photo(str(EXAMPLE), None)  # the example and its mask
+    new = logic.load_photo(str(EXAMPLE))[::-1].copy()  # another photo: the example upside down
+    if shape == "other":
+        new = new[:, : new.shape[1] // 2]
+    photo = tmp_path / "next.png"
+    Image.fromarray(new).save(photo)
+    used: dict[str, object] = {}
+
+    def reconstruct(pipeline: object, image: np.ndarray, mask: object, *args: object) -> None:
+        used["mask"] = mask
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(logic, "get_pipeline", lambda: None)
+    monkeypatch.setattr(logic, "reconstruct", reconstruct)
+    with pytest.raises(gr.Error, match="stop here"):
+        space_app.on_reconstruct(str(photo), editor, None, 2, 0.5, 3.0, "test", 0, kept)
+    assert used["mask"] is None  # found automatically for the new photo
+    # the editor's mask of this photo (with the user's strokes) is still the one used
+    with pytest.raises(gr.Error, match="stop here"):
+        space_app.on_reconstruct(str(EXAMPLE), editor, None, 2, 0.5, 3.0, "test", 0, kept)
+    np.testing.assert_array_equal(used["mask"], kept.mask)
 
 
 @pytest.mark.parametrize("n", [1, 2])
