@@ -357,6 +357,36 @@ def on_reconstruct(
     )
 
 
+RESULTS_HINT = (
+    "Results appear here after you press **Reconstruct**: a thumbnail and a 3D viewer per "
+    "sample, a map of where they differ, a slider that blends two of them, the fit over your "
+    "photo, metrics, and a zip of every file. About half a minute on a CPU with the balanced "
+    "preset."
+)
+"""The summary's text before a run, and again once a new photo replaces the run's."""
+
+
+def results_view(photo: str | None, run_id: str | None) -> tuple[Any, Any, Any]:
+    """The results, the every-sample section and the summary for the photo in the Photo box:
+    the run's results are shown while they are of this photo; any other photo (none, one
+    that cannot be read) hides them and puts :data:`RESULTS_HINT` in place of their summary.
+
+    On every change of the Photo box and at the end of a run (a failed one included: the
+    empty result components shown for it give way to those of the photo's earlier run, if
+    any). The Photo box reports a change several times per upload, the last ones seconds
+    later, which must not hide the results of a run started meanwhile; and a run that ends
+    after its photo was replaced is not shown."""
+    try:
+        same = photo is not None and logic.run_photo_is(STORE, run_id, logic.load_photo(photo))
+    except ValueError:  # a photo that cannot be read: on_photo says why
+        same = False
+    if same:
+        shown = gr.update(visible=True)
+        return shown, shown, gr.skip()
+    hidden = gr.update(visible=False)
+    return hidden, hidden, RESULTS_HINT
+
+
 def on_result(run_id: str | None) -> list[Any]:
     """After a run: one 3D viewer per sample, the picked sample, the interpolation heading,
     controls and blend (with one sample the heading says why there is nothing to blend, and
@@ -524,10 +554,7 @@ def build_demo() -> gr.Blocks:
 
         gr.Markdown("### Results")
         summary = gr.Markdown(
-            "Results appear here after you press **Reconstruct**: a thumbnail and a 3D "
-            "viewer per sample, a map of where they differ, a slider that blends two "
-            "of them, the fit over your photo, metrics, and a zip of every file. "
-            "About half a minute on a CPU with the balanced preset.",
+            RESULTS_HINT,
             label="summary",
             elem_id="summary",
         )
@@ -627,13 +654,6 @@ def build_demo() -> gr.Blocks:
             concurrency_limit=2,
             concurrency_id="mask",
         )
-        photo.change(  # the results shown belong to the earlier photo
-            lambda: (gr.update(visible=False),) * 2,
-            None,
-            [results, every_sample],
-            api_visibility="private",
-            queue=False,
-        )
         auto_button.click(
             on_find_mask, [photo], mask_outputs, api_visibility="private", concurrency_id="mask"
         )
@@ -659,7 +679,13 @@ def build_demo() -> gr.Blocks:
             concurrency_limit=1,
             concurrency_id="reconstruct",
         )
-        reconstruction.success(
+        results_outputs = [results, every_sample, summary]
+        photo.change(
+            results_view, [photo, run_state], results_outputs, api_visibility="private", queue=False
+        )
+        reconstruction.success(  # shown again when a late change of the Photo box hid them
+            results_view, [photo, run_state], results_outputs, api_visibility="private", queue=False
+        ).then(
             on_result,
             [run_state],
             [*viewers, selected, start, end, blend, blended, blend_heading, blend_controls],
@@ -667,12 +693,8 @@ def build_demo() -> gr.Blocks:
             concurrency_limit=4,
             concurrency_id="light",
         )
-        reconstruction.failure(  # a failed first run: hide the empty result components again
-            lambda run_id: (gr.update(visible=run_id is not None),) * 2,
-            [run_state],
-            [results, every_sample],
-            api_visibility="private",
-            queue=False,
+        reconstruction.failure(  # a failed run: the results of an earlier run of this photo
+            results_view, [photo, run_state], results_outputs, api_visibility="private", queue=False
         )
         gallery.select(
             on_pick,

@@ -14,7 +14,8 @@ here:
 - runs: :func:`reconstruct` runs the pipeline into a fresh temporary folder with generated
   names, renders a thumbnail per sample and zips every file; :class:`RunStore` keeps the last
   few results in memory (for live interpolation) and deletes the folders of older ones;
-  :func:`sample_glbs` lists a run's meshes, :func:`interpolation_mesh` decodes a blend of
+  :func:`run_photo_is` tells whether a run is of a photo, :func:`sample_glbs` lists a run's
+  meshes, :func:`interpolation_mesh` decodes a blend of
   two samples' latent codes to a GLB;
 - text: :func:`summary_markdown`, :func:`device_note`, :func:`sentence` and
   :func:`popup_text` (the app's messages).
@@ -90,6 +91,7 @@ __all__ = [
     "photo_key",
     "popup_text",
     "reconstruct",
+    "run_photo_is",
     "sample_glbs",
     "sentence",
     "shows_in_browser",
@@ -721,6 +723,16 @@ def reconstruct(
         zip_path=zip_path,
         summary=summary,
     )
+
+
+def run_photo_is(store: RunStore, run_id: str | None, photo: np.ndarray) -> bool:
+    """Whether a run kept in ``store`` was made from this loaded photo (see
+    :func:`load_photo`); False for no run or one no longer kept."""
+    try:
+        result, _ = store.get(run_id)
+    except ValueError:
+        return False
+    return photo_key(result.photo) == photo_key(photo)
 
 
 def sample_glbs(store: RunStore, run_id: str | None) -> list[Path]:

@@ -233,3 +233,32 @@ def test_picking_a_thumbnail_shows_it_and_blends_only_when_there_are_two(
         assert blended == gr.update() and blends == []  # nothing decoded for the hidden viewer
     else:
         assert blends == [Path(blended)]
+
+
+def test_results_stay_for_their_photo_and_give_way_to_a_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the Photo box reports a change several times per upload, the last ones seconds later:
+    # each one hid the results, also those of a run started meanwhile (its summary came, its
+    # thumbnails, viewers and download stayed hidden); and a new photo left the summary and
+    # metrics of the earlier photo's run on the page
+    store = logic.RunStore(tmp_path)
+    monkeypatch.setattr(space_app, "STORE", store)
+    run_id, directory = store.new_directory()
+    store.add(run_id, FakeResult(2, logic.load_photo(str(EXAMPLE))), directory)  # type: ignore[arg-type]
+    other = tmp_path / "other.png"
+    Image.fromarray(np.full((60, 50, 3), 90, np.uint8)).save(other)
+    shown = gr.update(visible=True)
+    assert space_app.results_view(str(EXAMPLE), run_id) == (shown, shown, gr.skip())
+    hidden = (gr.update(visible=False),) * 2 + (space_app.RESULTS_HINT,)
+    for photo in (str(other), None, str(tmp_path / "gone.jpg")):
+        assert space_app.results_view(photo, run_id) == hidden
+    assert space_app.results_view(str(EXAMPLE), None) == hidden
+    # the photo's changes and the end of a run (before its viewers load, or its failure) all
+    # go through it: a failed run after a new photo showed the earlier photo's results again
+    uses = [f for f in space_app.demo.fns.values() if f.fn is space_app.results_view]
+    assert {f.targets[0][1] for f in uses} == {"change", "success", "failure"}
+    for use in uses:
+        assert [block.elem_id for block in use.outputs][::2] == ["results", "summary"]
+    loads = next(f for f in space_app.demo.fns.values() if f.fn is space_app.on_result)
+    assert loads.trigger_after == next(f._id for f in uses if f.targets[0][1] == "success")
