@@ -254,11 +254,17 @@ def test_results_stay_for_their_photo_and_give_way_to_a_new_one(
     for photo in (str(other), None, str(tmp_path / "gone.jpg")):
         assert space_app.results_view(photo, run_id) == hidden
     assert space_app.results_view(str(EXAMPLE), None) == hidden
-    # the photo's changes and the end of a run (before its viewers load, or its failure) all
-    # go through it: a failed run after a new photo showed the earlier photo's results again
+    # a photo's first change goes through it; its later, repeated ones change nothing
+    assert space_app.on_photo_change(str(other), run_id, None) == (*hidden, str(other))
+    assert space_app.on_photo_change(str(other), run_id, str(other)) == (gr.skip(),) * 4
+    assert space_app.on_photo_change(None, run_id, None) == (*hidden, None)
+    # the end of a run (before its viewers load, or its failure) goes through it too: a
+    # failed run after a new photo showed the earlier photo's results again
     uses = [f for f in space_app.demo.fns.values() if f.fn is space_app.results_view]
-    assert {f.targets[0][1] for f in uses} == {"change", "success", "failure"}
-    for use in uses:
-        assert [block.elem_id for block in use.outputs][::2] == ["results", "summary"]
+    assert {f.targets[0][1] for f in uses} == {"success", "failure"}
+    changes = [f for f in space_app.demo.fns.values() if f.fn is space_app.on_photo_change]
+    assert [f.targets[0][1] for f in changes] == ["change"]
+    for use in [*uses, *changes]:
+        assert [block.elem_id for block in use.outputs][:3:2] == ["results", "summary"]
     loads = next(f for f in space_app.demo.fns.values() if f.fn is space_app.on_result)
     assert loads.trigger_after == next(f._id for f in uses if f.targets[0][1] == "success")
