@@ -576,7 +576,8 @@ class RunStore:
             raise ValueError("capacity must be at least 1")
         self._root = Path(root) if root is not None else None
         self.capacity = capacity
-        self._runs: OrderedDict[str, tuple[FaceResult, Path]] = OrderedDict()
+        # run id -> (result, folder, photo_key of the photo the run was given)
+        self._runs: OrderedDict[str, tuple[FaceResult, Path, str]] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -593,13 +594,14 @@ class RunStore:
         run_id = uuid.uuid4().hex[:12]
         return run_id, Path(tempfile.mkdtemp(prefix=f"run_{run_id}_", dir=self.root))
 
-    def add(self, run_id: str, result: FaceResult, directory: Path) -> None:
-        """Keep a result; drop (and delete the folders of) the oldest beyond capacity."""
+    def add(self, run_id: str, result: FaceResult, directory: Path, photo: str = "") -> None:
+        """Keep a result (``photo``: :func:`photo_key` of the photo it was made from); drop
+        (and delete the folders of) the oldest beyond capacity."""
         with self._lock:
-            self._runs[run_id] = (result, directory)
+            self._runs[run_id] = (result, directory, photo)
             self._runs.move_to_end(run_id)
             while len(self._runs) > self.capacity:
-                _, (_, old_directory) = self._runs.popitem(last=False)
+                _, (_, old_directory, _) = self._runs.popitem(last=False)
                 shutil.rmtree(old_directory, ignore_errors=True)
 
     def get(self, run_id: str | None) -> tuple[FaceResult, Path]:
@@ -615,7 +617,14 @@ class RunStore:
                     "press Reconstruct again."
                 )
             self._runs.move_to_end(run_id)
-            return self._runs[run_id]
+            result, directory, _ = self._runs[run_id]
+            return result, directory
+
+    def photo_of(self, run_id: str | None) -> str | None:
+        """The :func:`photo_key` a kept run was added with; None for an unknown run."""
+        with self._lock:
+            entry = self._runs.get(run_id) if run_id else None
+            return None if entry is None else entry[2]
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -710,7 +719,7 @@ def reconstruct(
         raise
     summary = json.loads((directory / "metrics.json").read_text())
     summary["app"] = {"preset": settings.preset, "files_s": files_s, "run_id": run_id}
-    store.add(run_id, result, directory)
+    store.add(run_id, result, directory, photo_key(photo))
     report(1.0, "done")
     return RunOutput(
         run_id=run_id,
@@ -727,12 +736,9 @@ def reconstruct(
 
 def run_photo_is(store: RunStore, run_id: str | None, photo: np.ndarray) -> bool:
     """Whether a run kept in ``store`` was made from this loaded photo (see
-    :func:`load_photo`); False for no run or one no longer kept."""
-    try:
-        result, _ = store.get(run_id)
-    except ValueError:
-        return False
-    return photo_key(result.photo) == photo_key(photo)
+    :func:`load_photo`; not the result's own ``photo``, which the pipeline shrinks when the
+    face is large); False for no run or one no longer kept."""
+    return store.photo_of(run_id) == photo_key(photo)
 
 
 def sample_glbs(store: RunStore, run_id: str | None) -> list[Path]:

@@ -17,8 +17,7 @@ from PIL import Image
 class FakeResult:
     """What :func:`logic.reconstruct` uses of a FaceResult, on a small sphere mesh."""
 
-    def __init__(self, n: int, photo: np.ndarray | None = None) -> None:
-        self.photo = np.zeros((8, 8, 3), np.uint8) if photo is None else photo
+    def __init__(self, n: int) -> None:
         sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.1)
         base = torch.tensor(sphere.vertices, dtype=torch.float32)
         self.faces = torch.tensor(sphere.faces, dtype=torch.long)
@@ -64,4 +63,4 @@ class FakePipeline:
     def __call__(self, photo: np.ndarray, **kwargs: Any) -> FakeResult:
         self.kwargs = kwargs
         kwargs["progress"](0.5, "fitting")
-        return FakeResult(kwargs["n"], photo)
+        return FakeResult(kwargs["n"])

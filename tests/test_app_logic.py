@@ -280,6 +280,10 @@ def test_reconstruct_writes_a_run_folder_zip_and_thumbnails(tmp_path: Path) -> N
     with Image.open(out.thumbnails[0]) as thumbnail:
         assert thumbnail.width > thumbnail.height  # front and turned views side by side
     assert out.summary["app"]["preset"] == "test" and len(store) == 1
+    # the run is known by the photo it was given (FakeResult has no photo of its own)
+    assert logic.run_photo_is(store, out.run_id, np.zeros((8, 8, 3), np.uint8))
+    assert not logic.run_photo_is(store, out.run_id, np.ones((8, 8, 3), np.uint8))
+    assert not logic.run_photo_is(store, "unknown", np.zeros((8, 8, 3), np.uint8))
     text = logic.summary_markdown(out.summary)
     assert "3 completions" in text and "6.0" in text and "25.0% of the photo hidden" in text
 
