@@ -241,7 +241,8 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
     )
     paths = write_blends(pipeline, args.result, args.first, args.second, shares, formats, out)
     print(
-        f"{len(shares)} blends of samples {args.first} and {args.second} -> {out}: "
+        f"{len(shares)} blend{'s' if len(shares) > 1 else ''} of samples {args.first} and "
+        f"{args.second} -> {out}: "
         f"{', '.join(path.name for path in paths)}"
     )
     return 0
