@@ -219,24 +219,26 @@ def on_photo(
     mask_file: str | None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008
 ) -> tuple[Any, Any, str, Any, Any]:
-    """A new photo: its mask in the editor. A mask file given (before the photo) is used when
-    it fits the photo; an example photo gets the exact mask shipped with it; otherwise the
-    mask is found automatically. Returns the editor, kept mask, status, mask file and photo.
+    """A new photo (an upload, a paste, a webcam shot, an example's click; None when the
+    photo is removed): its mask in the editor. A mask file given (before the photo) is used
+    when it fits the photo; an example photo gets the exact mask shipped with it; otherwise
+    the mask is found automatically. Returns the editor, kept mask, status, mask file and
+    photo: a photo the browser cannot show (TIFF, BMP, ...) is replaced in the Photo box by a
+    PNG copy of the pixels the app uses, else the box is left as it is.
 
-    A photo the browser cannot show (TIFF, BMP, ...) is first replaced in the Photo box by a
-    PNG copy of the pixels the app uses (nothing else changes): that change runs this again,
-    on the copy, which then gets its mask."""
+    Called on the Photo box's ``input`` (once per upload; its ``change`` comes two or three
+    times, so each upload found its mask as often) and after an example's click."""
     if not photo:
         return None, None, MASK_HINT, gr.skip(), gr.skip()
     with user_errors(PHOTO_NOT_USABLE):
         image = logic.load_photo(photo)  # errors name the upload, not its copy
+        shown = gr.skip()
         if not logic.shows_in_browser(photo):
-            copy = logic.browser_copy(image, photo_copies())
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), str(copy)
+            shown = str(logic.browser_copy(image, photo_copies()))
     refused = ""
     if mask_file:
         try:
-            return *show_mask_file(image, mask_file), gr.skip(), gr.skip()
+            return *show_mask_file(image, mask_file), gr.skip(), shown
         except ValueError as exc:  # includes ImageError
             refused = f"{refused_file(exc)}\n\n"
     file_update = None if refused else gr.skip()  # a refused file is cleared
@@ -247,9 +249,9 @@ def on_photo(
             f"**Mask of the example** (the occluder as drawn): {100 * mask.mean():.1f}% of the "
             f"photo hidden. {MASK_CHECK} *Find the mask again* shows the automatic mask."
         )
-        return *show_mask(image, mask), refused + status, file_update, gr.skip()
+        return *show_mask(image, mask), refused + status, file_update, shown
     editor, kept, status = find_mask(image, progress)
-    return editor, kept, refused + status, file_update, gr.skip()
+    return editor, kept, refused + status, file_update, shown
 
 
 def on_find_mask(
@@ -471,7 +473,7 @@ def build_demo() -> gr.Blocks:
                     height=420,
                     elem_id="photo",
                 )
-                gr.Examples(
+                examples = gr.Examples(
                     examples=[[str(path)] for path in EXAMPLE_PHOTOS if path.is_file()],
                     inputs=[photo],
                     label="Examples (public-domain photos and a face-model render, with "
@@ -658,14 +660,15 @@ def build_demo() -> gr.Blocks:
 
         # ---- events
         mask_outputs = [mask_editor, mask_state, mask_status, mask_file]
-        photo.change(
-            on_photo,
-            [photo, mask_file],
-            [*mask_outputs, photo],
-            api_visibility="private",
-            concurrency_limit=2,
-            concurrency_id="mask",
-        )
+        for new_photo in (photo.input, examples.load_input_event.then):
+            new_photo(
+                on_photo,
+                [photo, mask_file],
+                [*mask_outputs, photo],
+                api_visibility="private",
+                concurrency_limit=2,
+                concurrency_id="mask",
+            )
         auto_button.click(
             on_find_mask, [photo], mask_outputs, api_visibility="private", concurrency_id="mask"
         )
