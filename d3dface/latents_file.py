@@ -122,20 +122,26 @@ def load_latents(folder: Path) -> SavedLatents:
             f"'{path}' is not a d3dface latents file of version {FORMAT_VERSION}; run "
             "reconstruct again"
         )
-    missing = [name for name in _TENSORS if name not in tensors]
-    codes, fitted = tensors.get("codes"), tensors.get("fitted")
-    if missing or codes.ndim != 2 or fitted.ndim != 2 or fitted.shape[1] != 3:
+    if any(name not in tensors for name in _TENSORS) or not _shapes_agree(tensors):
         raise ValueError(f"'{path}' is incomplete or malformed; run reconstruct again")
-    for name in ("occluded", "colours"):
-        if tensors[name].shape[0] != fitted.shape[0]:
-            raise ValueError(f"'{path}' is incomplete or malformed; run reconstruct again")
     return SavedLatents(
-        codes=codes,
-        fitted=fitted,
+        codes=tensors["codes"],
+        fitted=tensors["fitted"],
         occluded=tensors["occluded"].bool(),
         colours=tensors["colours"],
         mesh_vae=metadata.get("mesh_vae", ""),
         anchored=metadata.get("anchored") == "true",
+    )
+
+
+def _shapes_agree(tensors: dict[str, Tensor]) -> bool:
+    """Codes (N, D), a mesh (V, 3), occluded vertices (V,) and colours (V, 3)."""
+    vertices = tensors["fitted"].shape[0]
+    return (
+        tensors["codes"].ndim == 2
+        and tuple(tensors["fitted"].shape) == (vertices, 3)
+        and tuple(tensors["occluded"].shape) == (vertices,)
+        and tuple(tensors["colours"].shape) == (vertices, 3)
     )
 
 

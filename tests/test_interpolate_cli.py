@@ -117,6 +117,11 @@ def test_missing_damaged_or_foreign_latents_are_named(
     assert stored.mesh_vae != "0" * 64
     assert main(["interpolate", str(tmp_path), "0", "1"]) == 2
     assert "made by another Mesh-VAE" in capsys.readouterr().err
+    # colours for fewer vertices than the mesh has
+    cut = {**tensors, "colours": tensors["colours"][:-1]}
+    save_tensors(cut, tmp_path / LATENTS_NAME, {**metadata, "mesh_vae": stored.mesh_vae})
+    assert main(["interpolate", str(tmp_path), "0", "1"]) == 2
+    assert "incomplete or malformed" in capsys.readouterr().err
 
 
 def test_blend_shares_parse_and_safetensors_files_get_ordinary_permissions(
