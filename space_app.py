@@ -373,9 +373,9 @@ def results_view(photo: str | None, run_id: str | None) -> tuple[Any, Any, Any]:
     the run's results are shown while they are of this photo; any other photo (none, one
     that cannot be read) hides them and puts :data:`RESULTS_HINT` in place of their summary.
 
-    On a new photo (see :func:`on_photo_change`) and at the end of a run (a failed one
-    included: the empty result components shown for it give way to those of the photo's
-    earlier run, if any); a run that ends after its photo was replaced is not shown."""
+    On a new photo (with :func:`on_photo`) and at the end of a run (a failed one included:
+    the empty result components shown for it give way to those of the photo's earlier run, if
+    any); a run that ends after its photo was replaced is not shown."""
     try:
         same = photo is not None and logic.run_photo_is(STORE, run_id, logic.load_photo(photo))
     except ValueError:  # a photo that cannot be read: on_photo says why
@@ -385,19 +385,6 @@ def results_view(photo: str | None, run_id: str | None) -> tuple[Any, Any, Any]:
         return shown, shown, gr.skip()
     hidden = gr.update(visible=False)
     return hidden, hidden, RESULTS_HINT
-
-
-def on_photo_change(
-    photo: str | None, run_id: str | None, seen: str | None
-) -> tuple[Any, Any, Any, Any]:
-    """A change of the Photo box: :func:`results_view`, and the photo to remember as seen.
-
-    The box reports a change several times per upload, the last ones seconds later; those of
-    the photo already seen change nothing (one that came during a run, with the run id of
-    before it, landed after the run's results and hid them)."""
-    if photo is not None and photo == seen:
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    return *results_view(photo, run_id), photo
 
 
 def on_result(run_id: str | None) -> list[Any]:
@@ -460,7 +447,6 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(title="d3dface: diverse 3D faces", delete_cache=(1800, 3600)) as demo:
         run_state = gr.State(None)
         mask_state = gr.State(None)  # the logic.ShownMask drawn into the editor's picture
-        seen_photo = gr.State(None)  # the Photo box's value at its last change
         gr.Markdown(INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(min_width=360):
@@ -660,6 +646,7 @@ def build_demo() -> gr.Blocks:
 
         # ---- events
         mask_outputs = [mask_editor, mask_state, mask_status, mask_file]
+        results_outputs = [results, every_sample, summary]
         for new_photo in (photo.input, examples.load_input_event.then):
             new_photo(
                 on_photo,
@@ -668,6 +655,13 @@ def build_demo() -> gr.Blocks:
                 api_visibility="private",
                 concurrency_limit=2,
                 concurrency_id="mask",
+            )
+            new_photo(  # the results shown may be of the earlier photo
+                results_view,
+                [photo, run_state],
+                results_outputs,
+                api_visibility="private",
+                queue=False,
             )
         auto_button.click(
             on_find_mask, [photo], mask_outputs, api_visibility="private", concurrency_id="mask"
@@ -694,15 +688,7 @@ def build_demo() -> gr.Blocks:
             concurrency_limit=1,
             concurrency_id="reconstruct",
         )
-        results_outputs = [results, every_sample, summary]
-        photo.change(
-            on_photo_change,
-            [photo, run_state, seen_photo],
-            [*results_outputs, seen_photo],
-            api_visibility="private",
-            queue=False,
-        )
-        reconstruction.success(  # shown again when a late change of the Photo box hid them
+        reconstruction.success(  # hidden when the photo was replaced during the run
             results_view, [photo, run_state], results_outputs, api_visibility="private", queue=False
         ).then(
             on_result,

@@ -92,17 +92,19 @@ def test_a_photo_the_browser_cannot_show_is_replaced_by_a_png_copy(tmp_path: Pat
 
 def test_a_new_photo_finds_its_mask_once_not_on_every_change_of_the_photo_box() -> None:
     # the Photo box reports a change two or three times per upload, and each found the mask
-    # again (a "No face found" pop-up came as often); its input event comes once, and an
-    # example's click (which sets the box without an input event) runs the handler after it
+    # again (a "No face found" pop-up came as often) and hid the results again, the last
+    # ones after a run had shown its own; its input event comes once, and an example's click
+    # (which sets the box without an input event) runs the handlers after it
     fns = space_app.demo.fns.values()
-    triggers = [t for f in fns if f.fn is space_app.on_photo for t in f.targets]
     photo_id = _block("photo")._id
-    assert (photo_id, "input") in triggers and len(triggers) == 2
-    examples_load = next(
-        f for f in fns if f.fn is space_app.on_photo and f.trigger_after is not None
-    )
-    assert space_app.demo.fns[examples_load.trigger_after].targets[0][1] == "click"
-    assert all(f.fn is space_app.on_photo_change for f in fns if (photo_id, "change") in f.targets)
+    for handler in (space_app.on_photo, space_app.results_view):
+        on_new_photo = [f for f in fns if f.fn is handler and f.targets[0][1] in ("input", "then")]
+        assert [f.targets for f in on_new_photo if f.trigger_after is None] == [
+            [(photo_id, "input")]
+        ]
+        examples_load = next(f for f in on_new_photo if f.trigger_after is not None)
+        assert space_app.demo.fns[examples_load.trigger_after].targets[0][1] == "click"
+    assert not any((photo_id, "change") in f.targets for f in fns)
 
 
 def _block(elem_id: str) -> gr.components.Component:
@@ -270,17 +272,12 @@ def test_results_stay_for_their_photo_and_give_way_to_a_new_one(
     for photo in (str(other), None, str(tmp_path / "gone.jpg")):
         assert space_app.results_view(photo, run_id) == hidden
     assert space_app.results_view(str(EXAMPLE), None) == hidden
-    # a photo's first change goes through it; its later, repeated ones change nothing
-    assert space_app.on_photo_change(str(other), run_id, None) == (*hidden, str(other))
-    assert space_app.on_photo_change(str(other), run_id, str(other)) == (gr.skip(),) * 4
-    assert space_app.on_photo_change(None, run_id, None) == (*hidden, None)
-    # the end of a run (before its viewers load, or its failure) goes through it too: a
-    # failed run after a new photo showed the earlier photo's results again
+    # a new photo (its input event, an example's click) goes through it, and so does the
+    # end of a run (before its viewers load, or its failure: a failed run after a new photo
+    # showed the earlier photo's results again)
     uses = [f for f in space_app.demo.fns.values() if f.fn is space_app.results_view]
-    assert {f.targets[0][1] for f in uses} == {"success", "failure"}
-    changes = [f for f in space_app.demo.fns.values() if f.fn is space_app.on_photo_change]
-    assert [f.targets[0][1] for f in changes] == ["change"]
-    for use in [*uses, *changes]:
+    assert sorted(f.targets[0][1] for f in uses) == ["failure", "input", "success", "then"]
+    for use in uses:
         assert [block.elem_id for block in use.outputs][:3:2] == ["results", "summary"]
     loads = next(f for f in space_app.demo.fns.values() if f.fn is space_app.on_result)
     assert loads.trigger_after == next(f._id for f in uses if f.targets[0][1] == "success")
