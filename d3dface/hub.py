@@ -8,6 +8,7 @@ weight file; all are checked on load so a corrupt, truncated or foreign file giv
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -349,6 +350,22 @@ def resolve_model_dir(
     return directory
 
 
+def model_files(
+    path_or_repo: str | Path,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    token: str | None = None,
+    subfolder: str | None = None,
+    force_download: bool = False,
+) -> Callable[[str | tuple[str, ...]], Path]:
+    """``fetch(files)``: the folder of ``path_or_repo`` (and ``subfolder``) with ``files``
+    fetched (:func:`resolve_model_dir`'s ``files``), for a loader that fetches a Hub repo's
+    config.json first and then what it names."""
+    return functools.partial(
+        resolve_model_dir, path_or_repo, revision, cache_dir, token, subfolder, force_download
+    )
+
+
 def _ask_hub(repo_id: str, revision: str | None, token: str | None) -> None:
     """Ask the Hub for ``repo_id`` at ``revision`` before a forced download.
 
@@ -596,13 +613,7 @@ def resolve_model_folder(
     Of a Hub repo, the config.json is fetched first, then only that model's files. The kind
     of the model is left to its loader to check. Arguments as :func:`resolve_model_dir`.
     """
-
-    def fetch(files: str) -> Path:
-        """The folder of ``path_or_repo`` (and ``subfolder``) with ``files`` fetched."""
-        return resolve_model_dir(
-            path_or_repo, revision, cache_dir, token, subfolder, force_download, files
-        )
-
+    fetch = model_files(path_or_repo, revision, cache_dir, token, subfolder, force_download)
     directory = fetch(CONFIG_NAME)
     config = read_plain_config(directory, None)
     if config["kind"] != PIPELINE_KIND:

@@ -44,10 +44,10 @@ from d3dface.hub import (
     PIPELINE_KIND,
     PIPELINE_MODELS,
     WeightsError,
+    model_files,
     pipeline_folder_name,
     read_plain_config,
     require_model_folder,
-    resolve_model_dir,
 )
 from d3dface.imageio import ImageSource, load_image
 from d3dface.latent_spaces import VAESpace
@@ -246,13 +246,7 @@ class Diverse3DFace:
         (a repo may hold other Mesh-VAEs). Raises WeightsError when the directory or a model in
         it is missing or unusable.
         """
-
-        def fetch(files: str | tuple[str, ...]) -> Path:
-            """The folder of ``path_or_repo`` (and ``subfolder``) with ``files`` fetched."""
-            return resolve_model_dir(
-                path_or_repo, revision, cache_dir, token, subfolder, force_download, files
-            )
-
+        fetch = model_files(path_or_repo, revision, cache_dir, token, subfolder, force_download)
         directory = fetch(CONFIG_NAME)
         config = read_plain_config(directory, PIPELINE_KIND)
         sources: dict[str, str] = {}
