@@ -172,9 +172,10 @@ def reconstruct_all(
             several that fails is reported on stderr as it fails, progress bar or not.
 
     Returns:
-        ``{"done": [{"image", "out_dir", "metrics", "n_samples", "mask_notes", "seconds"}...],
-        "failed": [{"image", "error"}...]}``, also written as ``summary.json`` in the common
-        output folder when there are several photos.
+        ``{"done": [{"image", "out_dir", "metrics", "n_samples", "mask_notes", "face",
+        "seconds"}...], "failed": [{"image", "error"}...]}`` ("face": see
+        :meth:`~d3dface.perception.landmarks.ChosenFace.summary`), also written as
+        ``summary.json`` in the common output folder when there are several photos.
     """
     done: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
@@ -201,6 +202,7 @@ def reconstruct_all(
                     "metrics": result.metrics,
                     "n_samples": result.n_samples,
                     "mask_notes": list(result.mask_notes),
+                    "face": result.face.summary(),
                     "seconds": result.timings["total"],
                 }
             )

@@ -18,13 +18,15 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from d3dface.diversity import DiversitySettings
 from d3dface.fitting import DEFAULT_ITERATIONS as DEFAULT_FIT_ITERATIONS
 from d3dface.hub import CHECKPOINTS_DIR
+from d3dface.perception.landmarks import size_rank
 from d3dface.pipeline import MASK_METHODS, Diverse3DFace, run_settings
 from d3dface.result_files import DEFAULT_MESH_FORMATS, mesh_suffixes
 from d3dface.space_upload import PROJECT_DIR
@@ -115,7 +117,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from d3dface.fit_outputs import write_fit_outputs
     from d3dface.fitting import FitSettings, fit_face
     from d3dface.imageio import load_image
-    from d3dface.perception.landmarks import detect_face
+    from d3dface.perception.landmarks import choose_face
     from d3dface.perception.occlusion_mask import load_mask
     from d3dface.perception.working_size import width_height, working_photo
 
@@ -126,13 +128,15 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     settings = FitSettings(use_local=not args.global_only)
     if args.iterations is not None:
         settings = replace(settings, iterations=args.iterations)
-    work = working_photo(given, detect_face(given, args.face_index), mask)
+    face = choose_face(given, args.face_index)
+    work = working_photo(given, face.landmarks, mask)
     photo = work.photo
     fit = fit_face(photo, model, work.mask, work.landmarks, settings=settings)
     inputs = {
         "image": str(args.image),
         "mask": None if args.mask is None else str(args.mask),
         "face_index": args.face_index,
+        "face": face.summary(),
         "photo_size_px": width_height(given.shape),
         "working_size_px": width_height(photo.shape),
     }
@@ -143,6 +147,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         f"landmarks, {100 * summary['visible_vertex_fraction']:.1f}% of vertices visible, "
         f"fit {summary['timings_s']['total']:.1f} s"
     )
+    _print_face_note(face.summary())
     return 0
 
 
@@ -151,13 +156,15 @@ def _cmd_mask(args: argparse.Namespace) -> int:
 
     from d3dface.facemodel.model import FaceModel
     from d3dface.imageio import load_image
+    from d3dface.perception.landmarks import choose_face
     from d3dface.perception.mask_overlay import draw_mask_overlay
     from d3dface.perception.occlusion import segment_occlusion
 
     _check_out_folder(args.out)
     photo = load_image(args.image)
     model = FaceModel.from_pretrained(args.model, force_download=args.force_download)
-    found = segment_occlusion(photo, model, method=args.method, face_index=args.face_index)
+    face = choose_face(photo, args.face_index)
+    found = segment_occlusion(photo, model, landmarks=face.landmarks, method=args.method)
     args.out.mkdir(parents=True, exist_ok=True)
     Image.fromarray(found.mask).convert("L").save(args.out / "mask.png")
     overlay = draw_mask_overlay(photo, found.mask, found.face_region)
@@ -170,6 +177,7 @@ def _cmd_mask(args: argparse.Namespace) -> int:
     )
     for note in found.notes:
         print(f"note: {note}")
+    _print_face_note(face.summary())
     return 0
 
 
@@ -213,6 +221,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         )
         for note in entry["mask_notes"]:
             print(f"note: {entry['image']}: {note}")
+        _print_face_note(entry["face"], entry["image"])
     failed = summary["failed"]
     if not failed:
         return 0
@@ -226,6 +235,20 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _print_face_note(face: Mapping[str, Any], image: str | None = None) -> None:
+    """For a photo with several faces, a note of which one was used and how to pick another.
+
+    Args:
+        face: :meth:`~d3dface.perception.landmarks.ChosenFace.summary` of the face used.
+        image: the photo, named in the note when a command ran on several.
+    """
+    if face["faces_found"] < 2:
+        return
+    other = 1 if face["index"] == 0 else 0
+    where = "" if image is None else f"{image}: "
+    print(f"note: {where}used {face['which']}; --face-index {other} takes {size_rank(other)}")
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:

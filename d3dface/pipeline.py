@@ -53,7 +53,7 @@ from d3dface.imageio import ImageSource, load_image
 from d3dface.latent_spaces import VAESpace
 from d3dface.metrics import diversity_metrics
 from d3dface.overlay import head_faces
-from d3dface.perception.landmarks import LandmarkDetector, detect_face
+from d3dface.perception.landmarks import ChosenFace, LandmarkDetector, choose_face
 from d3dface.perception.occlusion_mask import check_user_mask
 from d3dface.perception.working_size import working_photo
 from d3dface.vae.model import MeshVAE
@@ -101,6 +101,8 @@ class FaceResult:
         faces: (F, 3) the mesh's triangles. head_faces: (F', 3) those of the head without
             the neck (:func:`d3dface.overlay.head_faces`), for pictures.
         space: the latent space of the codes (decodes interpolations).
+        face: which face of the given photo this is, and how many it has (landmarks in the
+            given photo's pixels).
     """
 
     photo: np.ndarray
@@ -119,6 +121,7 @@ class FaceResult:
     faces: Tensor
     head_faces: Tensor
     space: VAESpace = field(repr=False)
+    face: ChosenFace = field(repr=False)
 
     @property
     def n_samples(self) -> int:
@@ -337,7 +340,8 @@ class Diverse3DFace:
         report(0.0, "detecting the face")
         given = load_image(image)
         user_mask = self._user_mask(mask, given)
-        work = working_photo(given, detect_face(given, face_index, self.detector), user_mask)
+        face = choose_face(given, face_index, self.detector)
+        work = working_photo(given, face.landmarks, user_mask)
         photo, landmarks = work.photo, work.landmarks
         timings["detect"] = time.perf_counter() - clock
 
@@ -382,6 +386,7 @@ class Diverse3DFace:
             faces=self.face_model.faces.cpu(),
             head_faces=self.head_faces,
             space=space,
+            face=face,
         )
 
     @staticmethod

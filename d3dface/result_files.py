@@ -90,6 +90,7 @@ def result_summary(result: FaceResult) -> dict:
         "settings": asdict(result.settings),
         "mask_source": result.mask_source,
         "mask_notes": list(result.mask_notes),
+        "face": result.face.summary(),
         "occluded_pixel_fraction": round(float(result.mask.mean()), 4),
         "photo_size_px": width_height(result.photo_size),
         "working_size_px": width_height(result.photo.shape[:2]),

@@ -124,8 +124,36 @@ def test_several_faces_pick_the_largest_or_the_one_asked_for(
     other = pipeline(canvas, face_index=1, **FAST)
     assert largest.fit.landmarks.points[:, 0].mean() < photo.shape[1]
     assert other.fit.landmarks.points[:, 0].mean() > photo.shape[1]
+    assert (largest.face.index, largest.face.found) == (0, 2)
+    assert (other.face.index, other.face.found) == (1, 2)
+    assert other.face.landmarks.bbox[0] > photo.shape[1]  # in the given photo's pixels
     with pytest.raises(ValueError, match="face index 5"):
         pipeline(canvas, face_index=5, **FAST)
+
+
+def test_cli_says_which_of_several_faces_it_used(
+    photo: np.ndarray, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    small = np.asarray(Image.fromarray(photo).resize((photo.shape[1] // 2, photo.shape[0] // 2)))
+    canvas = np.full((photo.shape[0], photo.shape[1] + small.shape[1], 3), 255, np.uint8)
+    canvas[:, : photo.shape[1]] = photo
+    canvas[: small.shape[0], photo.shape[1] :] = small
+    path = _save(Image.fromarray(canvas), tmp_path / "two.png")
+    fast = ["-n", "2", "--iterations", "3", "--fit-iterations", "10", "--mask-method", "none"]
+    for index, out in (("0", tmp_path / "largest"), ("1", tmp_path / "other")):
+        args = ["reconstruct", str(path), *fast, "--face-index", index, "--formats", "glb"]
+        assert main([*args, "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "used the largest of 2 faces" in printed and "--face-index 1 takes the 2nd" in printed
+    assert "used the 2nd largest of 2 faces" in printed and "--face-index 0 takes the" in printed
+    face = json.loads((tmp_path / "other" / "metrics.json").read_text())["face"]
+    assert (face["index"], face["faces_found"]) == (1, 2)
+    assert face["box_px"][0] > photo.shape[1]
+
+    capsys.readouterr()
+    one = _save(Image.fromarray(photo), tmp_path / "one.png")
+    assert main(["reconstruct", str(one), *fast, "--quiet", "--out", str(tmp_path / "one")]) == 0
+    assert "faces" not in capsys.readouterr().out  # one face: nothing to say
 
 
 def test_a_face_cut_by_the_photo_edge_still_reconstructs(

@@ -16,8 +16,10 @@ from d3dface.perception.landmarks import (
     FaceLandmarks,
     LandmarkDetector,
     NoFaceError,
+    choose_face,
     default_detector,
     detect_face,
+    size_rank,
 )
 
 TEST_IMAGES = Path(__file__).parents[1].parent / "shared" / "test_images"
@@ -124,6 +126,24 @@ def test_two_faces_sorted_largest_first(detector: LandmarkDetector) -> None:
     np.testing.assert_allclose(second.points, faces[1].points)
     with pytest.raises(ValueError, match="only 2 faces were found"):
         detect_face(canvas, index=2, detector=detector)
+    chosen = choose_face(canvas, index=1, detector=detector)
+    assert (chosen.index, chosen.found) == (1, 2)
+    np.testing.assert_allclose(chosen.landmarks.points, faces[1].points)
+    x0, y0, x1, y1 = (round(float(v)) for v in faces[1].bbox)
+    assert chosen.describe() == f"the 2nd largest of 2 faces (x {x0}-{x1}, y {y0}-{y1} px)"
+    assert chosen.summary()["faces_found"] == 2 and chosen.summary()["box_px"][0] > 512
+
+
+def test_size_rank_words() -> None:
+    ranks = [size_rank(index) for index in (0, 1, 2, 3, 10, 20)]
+    assert ranks == [
+        "the largest",
+        "the 2nd largest",
+        "the 3rd largest",
+        "the 4th largest",
+        "the 11th largest",
+        "the 21st largest",
+    ]
 
 
 def test_large_image_maps_back_to_original_pixels(detector: LandmarkDetector) -> None:

@@ -35,11 +35,14 @@ __all__ = [
     "DEFAULT_MIN_FACE_PX",
     "MAX_DETECT_SIDE",
     "NUM_LANDMARKS",
+    "ChosenFace",
     "FaceLandmarks",
     "LandmarkDetector",
     "NoFaceError",
+    "choose_face",
     "default_detector",
     "detect_face",
+    "size_rank",
 ]
 
 NUM_LANDMARKS = 478
@@ -368,18 +371,57 @@ def default_detector() -> LandmarkDetector:
         return _default_detector
 
 
-def detect_face(
+def size_rank(index: int) -> str:
+    """A face's place by size in words: 0 -> "the largest", 1 -> "the 2nd largest", ..."""
+    if index == 0:
+        return "the largest"
+    number = index + 1
+    suffix = (
+        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
+    return f"the {number}{suffix} largest"
+
+
+@dataclass(frozen=True, eq=False)
+class ChosenFace:
+    """One face of a photo and its place among the faces found there.
+
+    Attributes:
+        landmarks: the face's :class:`FaceLandmarks`, in the photo's pixels.
+        index: its place by size, 0 = the largest.
+        found: how many faces the photo has (at most the detector's ``max_num_faces``).
+    """
+
+    landmarks: FaceLandmarks
+    index: int
+    found: int
+
+    def describe(self) -> str:
+        """Which face, in words, e.g. "the 2nd largest of 3 faces (x 412-530, y 80-231 px)"."""
+        x0, y0, x1, y1 = (round(float(v)) for v in self.landmarks.bbox)
+        faces = "face" if self.found == 1 else "faces"
+        return f"{size_rank(self.index)} of {self.found} {faces} (x {x0}-{x1}, y {y0}-{y1} px)"
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: ``index``, ``faces_found``, ``box_px`` (x0, y0, x1, y1) and ``which``
+        (:meth:`describe`)."""
+        return {
+            "which": self.describe(),
+            "index": self.index,
+            "faces_found": self.found,
+            "box_px": [round(float(v), 1) for v in self.landmarks.bbox],
+        }
+
+
+def choose_face(
     image: np.ndarray, index: int = 0, detector: LandmarkDetector | None = None
-) -> FaceLandmarks:
-    """Landmarks of the ``index``-th largest face in an image.
+) -> ChosenFace:
+    """The ``index``-th largest face in an image, and how many faces it has.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB image.
         index: ``0`` for the largest face, ``1`` for the next, and so on.
         detector: Detector to use; defaults to :func:`default_detector`.
-
-    Returns:
-        The chosen face's :class:`FaceLandmarks`.
 
     Raises:
         NoFaceError: No face was found.
@@ -404,4 +446,18 @@ def detect_face(
             f"face index {index} was asked for, but only {len(faces)} {plural} found "
             f"(valid indices: 0..{len(faces) - 1}, largest face first)"
         )
-    return faces[index]
+    return ChosenFace(faces[index], index, len(faces))
+
+
+def detect_face(
+    image: np.ndarray, index: int = 0, detector: LandmarkDetector | None = None
+) -> FaceLandmarks:
+    """Landmarks of the ``index``-th largest face in an image (see :func:`choose_face`,
+    which also says how many faces there are).
+
+    Raises:
+        NoFaceError: No face was found.
+        ValueError: ``index`` is negative or not below the number of faces found, or ``image``
+            is not an ``(H, W, 3)`` uint8 array.
+    """
+    return choose_face(image, index, detector).landmarks
