@@ -21,7 +21,7 @@ import gradio as gr
 from gradio.component_meta import ComponentMeta
 
 from d3dface import app_logic as logic
-from d3dface.perception.landmarks import NoFaceError
+from d3dface.perception.landmarks import DEFAULT_MAX_FACES, ChosenFace, NoFaceError
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "examples"
@@ -183,10 +183,28 @@ def warn(message: str, title: str) -> None:
 
 
 # ------------------------------------------------------------------------------ event handlers
-def show_mask(photo: Any, mask: Any) -> tuple[dict[str, Any], logic.ShownMask]:
-    """The mask editor's value (the photo with ``mask`` drawn in) and the mask to keep, with
-    the photo it belongs to."""
-    return logic.editor_value(photo, mask), logic.ShownMask.of(photo, mask)
+def show_mask(
+    photo: Any, mask: Any, face: ChosenFace | None = None
+) -> tuple[dict[str, Any], logic.ShownMask]:
+    """The mask editor's value (the photo with ``mask`` drawn in, and ``face`` boxed when the
+    photo has several) and the mask to keep, with the photo it belongs to."""
+    return logic.editor_value(photo, mask, face), logic.ShownMask.of(photo, mask)
+
+
+def face_picker(face: ChosenFace | None) -> dict[str, Any]:
+    """The Face picker for the photo's chosen face: shown only when the photo has several."""
+    found = 0 if face is None else face.found
+    return gr.update(
+        choices=logic.face_choices(max(found, 1)),
+        value=0 if face is None else face.index,
+        visible=found > 1,
+    )
+
+
+def with_face(status: str, face: ChosenFace | None) -> str:
+    """A mask status, and which face it is of when the photo has several."""
+    which = logic.face_status(face)
+    return f"{status}\n\n{which}" if which else status
 
 
 def example_mask(photo: str) -> Path | None:
@@ -218,68 +236,105 @@ def on_photo(
     photo: str | None,
     mask_file: str | None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008
-) -> tuple[Any, Any, str, Any, Any]:
+) -> tuple[Any, Any, str, Any, Any, Any]:
     """A new photo (an upload, a paste, a webcam shot, an example's click; None when the
-    photo is removed): its mask in the editor. A mask file given (before the photo) is used
-    when it fits the photo; an example photo gets the exact mask shipped with it; otherwise
-    the mask is found automatically. Returns the editor, kept mask, status, mask file and
-    photo: a photo the browser cannot show (TIFF, BMP, ...) is replaced in the Photo box by a
-    PNG copy of the pixels the app uses, else the box is left as it is.
+    photo is removed): its mask in the editor (see :func:`photo_mask`), of its largest face.
+    Returns the editor, kept mask, status, mask file, photo and Face picker: a photo the
+    browser cannot show (TIFF, BMP, ...) is replaced in the Photo box by a PNG copy of the
+    pixels the app uses, else the box is left as it is; the picker is shown for a photo with
+    several faces.
 
     Called on the Photo box's ``input`` (once per upload; its ``change`` comes two or three
     times, so each upload found its mask as often) and after an example's click."""
     if not photo:
-        return None, None, MASK_HINT, gr.skip(), gr.skip()
+        return None, None, MASK_HINT, gr.skip(), gr.skip(), face_picker(None)
     with user_errors(PHOTO_NOT_USABLE):
         image = logic.load_photo(photo)  # errors name the upload, not its copy
         shown = gr.skip()
         if not logic.shows_in_browser(photo):
             shown = str(logic.browser_copy(image, photo_copies()))
+    *mask_outputs, face = photo_mask(image, photo, mask_file, 0, progress)
+    return *mask_outputs, shown, face_picker(face)
+
+
+def on_face(
+    photo: str | None,
+    mask_file: str | None,
+    face_index: Any,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008
+) -> tuple[Any, Any, str, Any]:
+    """Another face of the photo was picked: the mask for it (see :func:`photo_mask`).
+    Returns the editor, kept mask, status and mask file."""
+    if not photo:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    with user_errors(PHOTO_NOT_USABLE):
+        image = logic.load_photo(photo)
+    *mask_outputs, _ = photo_mask(image, photo, mask_file, int(face_index or 0), progress)
+    return tuple(mask_outputs)
+
+
+def photo_mask(
+    image: Any, photo: str, mask_file: str | None, face_index: int, progress: Any
+) -> tuple[Any, Any, str, Any, ChosenFace | None]:
+    """The mask of one face of a loaded photo: a mask file given (before the photo) when it
+    fits the photo; for an example photo, the exact mask shipped with it; otherwise the
+    automatic mask. Returns the editor value, kept mask, status, mask file (cleared when
+    refused) and the face (None when none is found)."""
     refused = ""
     if mask_file:
+        face = logic.chosen_face(image, face_index)
         try:
-            return *show_mask_file(image, mask_file), gr.skip(), shown
+            return *show_mask_file(image, mask_file, face), gr.skip(), face
         except ValueError as exc:  # includes ImageError
             refused = f"{refused_file(exc)}\n\n"
     file_update = None if refused else gr.skip()  # a refused file is cleared
     shipped = example_mask(photo)
     if shipped is not None:
+        face = logic.chosen_face(image, face_index)
         mask = logic.load_mask_file(shipped, image.shape)
         status = (
             f"**Mask of the example** (the occluder as drawn): {100 * mask.mean():.1f}% of the "
             f"photo hidden. {MASK_CHECK} *Find the mask again* shows the automatic mask."
         )
-        return *show_mask(image, mask), refused + status, file_update, shown
-    editor, kept, status = find_mask(image, progress)
-    return editor, kept, refused + status, file_update, shown
+        return *show_mask(image, mask, face), refused + with_face(status, face), file_update, face
+    editor, kept, status, face = find_mask(image, progress, face_index)
+    return editor, kept, refused + status, file_update, face
 
 
 def on_find_mask(
     photo: str | None,
+    face_index: Any = 0,
     progress: gr.Progress = gr.Progress(),  # noqa: B008
 ) -> tuple[Any, Any, str, Any]:
-    """ "Find the mask again": the automatic mask, whatever file or example mask was shown."""
+    """ "Find the mask again": the automatic mask of the picked face, whatever file or example
+    mask was shown."""
     with user_errors(PHOTO_NOT_USABLE):
         image = logic.load_photo(photo)
-    return *find_mask(image, progress), None
+    *found, _ = find_mask(image, progress, int(face_index or 0))
+    return *found, None
 
 
-def find_mask(image: Any, progress: Any) -> tuple[Any, Any, str]:
-    """The automatic mask of a loaded photo: editor value, kept mask, status."""
+def find_mask(
+    image: Any, progress: Any, face_index: int = 0
+) -> tuple[Any, Any, str, ChosenFace | None]:
+    """The automatic mask of a loaded photo's ``face_index``-th largest face: editor value,
+    kept mask, status and the face (None when none is found)."""
     with user_errors("Mask not found"):
         progress(0.1, desc="finding the face and what hides it")
         try:
-            mask, text, notes = logic.automatic_mask(logic.get_pipeline(), image)
+            mask, text, notes, face = logic.automatic_mask(logic.get_pipeline(), image, face_index)
         except NoFaceError as exc:  # show the photo, say why
             warn(str(exc), title=NO_FACE)
-            return *show_mask(image, None), f"**No face found.** {exc}"
-    status = f"**Mask {text}.** {MASK_CHECK} (The eraser undoes strokes.)"
+            return *show_mask(image, None), f"**No face found.** {exc}", None
+    status = with_face(f"**Mask {text}.** {MASK_CHECK} (The eraser undoes strokes.)", face)
     if notes:
         status += f"\n\n<small>{'; '.join(notes)}</small>"
-    return *show_mask(image, mask), status
+    return *show_mask(image, mask, face), status, face
 
 
-def on_mask_file(photo: str | None, mask_file: str | None) -> tuple[Any, Any, str, Any]:
+def on_mask_file(
+    photo: str | None, mask_file: str | None, face_index: Any = 0
+) -> tuple[Any, Any, str, Any]:
     """A mask file was given: show it in the editor (it can still be painted on). Without a
     photo yet, it waits for one; one that does not fit is refused and cleared."""
     if not mask_file:
@@ -290,14 +345,18 @@ def on_mask_file(photo: str | None, mask_file: str | None) -> tuple[Any, Any, st
     with user_errors(PHOTO_NOT_USABLE):
         image = logic.load_photo(photo)
     try:
-        return *show_mask_file(image, mask_file), gr.skip()
+        face = logic.chosen_face(image, int(face_index or 0))
+        return *show_mask_file(image, mask_file, face), gr.skip()
     except ValueError as exc:  # includes ImageError
         warn(str(exc), title="Mask file not used")
         return gr.skip(), gr.skip(), refused_file(exc), None
 
 
-def show_mask_file(image: Any, mask_file: str) -> tuple[dict[str, Any], Any, str]:
-    """The user's mask file over the loaded photo: editor value, kept mask, status.
+def show_mask_file(
+    image: Any, mask_file: str, face: ChosenFace | None = None
+) -> tuple[dict[str, Any], Any, str]:
+    """The user's mask file over the loaded photo (``face`` boxed when the photo has several):
+    editor value, kept mask, status.
 
     Raises:
         ValueError (ImageError): the file is not an image or does not fit the photo.
@@ -305,7 +364,7 @@ def show_mask_file(image: Any, mask_file: str) -> tuple[dict[str, Any], Any, str
     mask = logic.load_mask_file(mask_file, image.shape)
     share = 100 * mask.mean()
     status = f"**Mask from your file:** {share:.1f}% of the photo hidden. {MASK_CHECK}"
-    return *show_mask(image, mask), status
+    return *show_mask(image, mask, face), with_face(status, face)
 
 
 def refused_file(error: Exception) -> str:
@@ -313,11 +372,13 @@ def refused_file(error: Exception) -> str:
     return f"**Your mask file was not used:** {error}"
 
 
-def on_clear_mask(photo: str | None) -> tuple[Any, Any, str]:
-    """Nothing hidden: an empty mask over the photo."""
+def on_clear_mask(photo: str | None, face_index: Any = 0) -> tuple[Any, Any, str]:
+    """Nothing hidden: an empty mask over the photo (the picked face boxed)."""
     with user_errors(PHOTO_NOT_USABLE):
         image = logic.load_photo(photo)
-    return *show_mask(image, None), "**Mask cleared:** paint what hides the face in red."
+    face = logic.chosen_face(image, int(face_index or 0))
+    status = with_face("**Mask cleared:** paint what hides the face in red.", face)
+    return *show_mask(image, None, face), status
 
 
 def on_reconstruct(
@@ -330,16 +391,20 @@ def on_reconstruct(
     preset: str,
     seed: float,
     shown_mask: logic.ShownMask | None = None,
+    face: Any = 0,
     progress: gr.Progress = gr.Progress(),  # noqa: B008
 ) -> tuple[str, str, list[tuple[str, str]], str, str, str, dict[str, Any]]:
-    """Run the whole method. Mask: the one shown in the editor with the user's strokes (when
-    the editor holds this photo, not yet an earlier one), else the mask file, else found
-    automatically. Returns the run id, summary, thumbnails, spread mesh, overlay, zip and
-    metrics."""
-    with user_errors("Setting not valid"):
-        settings = logic.validate_settings(n, k, n_sigma, preset, seed)
+    """Run the whole method on the picked face (0 = the largest; the largest while the Face
+    picker still shows an earlier photo's). Mask: the one shown in the editor with the user's
+    strokes (when the editor holds this photo, not yet an earlier one), else the mask file,
+    else found automatically. Returns the run id, summary, thumbnails, spread mesh, overlay,
+    zip and metrics."""
     with user_errors(PHOTO_NOT_USABLE):
         image = logic.load_photo(photo)
+    if shown_mask is not None and not shown_mask.is_of(image):
+        face = 0
+    with user_errors("Setting not valid"):
+        settings = logic.validate_settings(n, k, n_sigma, preset, seed, face)
     with user_errors("Mask not usable"):
         mask = logic.editor_mask(mask_editor, image, shown_mask)
         if mask is None and mask_file:
@@ -472,6 +537,15 @@ def build_demo() -> gr.Blocks:
                 mask_status = gr.Markdown(
                     MASK_HINT,
                     elem_id="mask-status",
+                )
+                # every face the detector can report: the API may pick any of them (Gradio
+                # checks a value against these, not a session's update of them)
+                face = gr.Radio(
+                    logic.face_choices(DEFAULT_MAX_FACES),
+                    value=0,
+                    label="Face (this photo has several; largest first)",
+                    visible=False,
+                    elem_id="face",
                 )
                 mask_editor = gr.ImageEditor(
                     label="Mask (red = hidden)",
@@ -651,7 +725,7 @@ def build_demo() -> gr.Blocks:
             new_photo(
                 on_photo,
                 [photo, mask_file],
-                [*mask_outputs, photo],
+                [*mask_outputs, photo, face],
                 api_visibility="private",
                 concurrency_limit=2,
                 concurrency_id="mask",
@@ -663,11 +737,24 @@ def build_demo() -> gr.Blocks:
                 api_visibility="private",
                 queue=False,
             )
-        auto_button.click(
-            on_find_mask, [photo], mask_outputs, api_visibility="private", concurrency_id="mask"
+        face.input(
+            on_face,
+            [photo, mask_file, face],
+            mask_outputs,
+            api_visibility="private",
+            concurrency_id="mask",
         )
-        clear_button.click(on_clear_mask, [photo], mask_outputs[:3], api_visibility="private")
-        mask_file.upload(on_mask_file, [photo, mask_file], mask_outputs, api_visibility="private")
+        auto_button.click(
+            on_find_mask,
+            [photo, face],
+            mask_outputs,
+            api_visibility="private",
+            concurrency_id="mask",
+        )
+        clear_button.click(on_clear_mask, [photo, face], mask_outputs[:3], api_visibility="private")
+        mask_file.upload(
+            on_mask_file, [photo, mask_file, face], mask_outputs, api_visibility="private"
+        )
         # show the (empty) result components first: Model3D viewers only load values they get
         # once on the page
         reconstruction = run_button.click(
@@ -678,7 +765,7 @@ def build_demo() -> gr.Blocks:
             queue=False,
         ).then(
             on_reconstruct,
-            [photo, mask_editor, mask_file, n, k, n_sigma, preset, seed, mask_state],
+            [photo, mask_editor, mask_file, n, k, n_sigma, preset, seed, mask_state, face],
             [run_state, summary, gallery, spread, overlay, download, metrics],
             api_name="reconstruct",
             scroll_to_output=True,

@@ -48,6 +48,12 @@ import torch
 from PIL import Image
 
 from d3dface.imageio import ImageError, ImageSource, downscale_to, load_image
+from d3dface.perception.landmarks import (
+    DEFAULT_MAX_FACES,
+    ChosenFace,
+    choose_face,
+    size_rank,
+)
 from d3dface.perception.occlusion_mask import read_mask_image
 from d3dface.result_files import sample_mesh_path
 
@@ -59,6 +65,7 @@ __all__ = [
     "BRUSH_HIDE",
     "BRUSH_SHOW",
     "DEFAULT_PRESET",
+    "FACE_OUTLINE_RGB",
     "HIDDEN_RGB",
     "MASK_ALPHA_THRESHOLD",
     "MAX_FILE_SIZE",
@@ -77,10 +84,13 @@ __all__ = [
     "app_device",
     "automatic_mask",
     "browser_copy",
+    "chosen_face",
     "default_preset",
     "device_note",
     "editor_mask",
     "editor_value",
+    "face_choices",
+    "face_status",
     "get_pipeline",
     "interpolation_mesh",
     "load_mask_file",
@@ -117,6 +127,9 @@ MAX_SAMPLE_VIEWERS = 8
 viewers and the mask editor, 12 would blank the editor."""
 HIDDEN_RGB = (235, 30, 30)
 """Tint of the hidden pixels in the editor's picture of the mask."""
+FACE_OUTLINE_RGB = (255, 200, 0)
+"""Colour of the box drawn around the chosen face in the editor's picture, when the photo
+has several faces."""
 BRUSH_HIDE = "#ff2020"
 """Brush colour that marks pixels hidden."""
 BRUSH_SHOW = "#20c040"
@@ -190,6 +203,7 @@ class AppSettings:
     n_sigma: float
     preset: str
     seed: int
+    face_index: int = 0
 
     @property
     def iterations(self) -> int | None:
@@ -202,8 +216,12 @@ class AppSettings:
         return PRESETS[self.preset].fit_iterations
 
 
-def validate_settings(n: Any, k: Any, n_sigma: Any, preset: Any, seed: Any) -> AppSettings:
-    """Check the app's controls (they may come from the API as strings or floats).
+def validate_settings(
+    n: Any, k: Any, n_sigma: Any, preset: Any, seed: Any, face: Any = 0
+) -> AppSettings:
+    """Check the app's controls (they may come from the API as strings or floats). ``face``:
+    which face of the photo, 0 = the largest (whether the photo has it is the pipeline's
+    check).
 
     Raises:
         ValueError: a value is missing, not a number or out of range; the message names it.
@@ -212,6 +230,7 @@ def validate_settings(n: Any, k: Any, n_sigma: Any, preset: Any, seed: Any) -> A
     k_value = _number(k, "k")
     sigma_value = _number(n_sigma, "n_sigma")
     seed_value = _number(seed if seed not in (None, "") else 0, "seed")
+    face_value = _number(face if face not in (None, "") else 0, "face")
     if n_value != int(n_value) or not 1 <= n_value <= MAX_SAMPLES:
         raise ValueError(f"The number of samples N must be a whole number from 1 to {MAX_SAMPLES}.")
     if not 0.0 < k_value <= 100.0:
@@ -220,11 +239,15 @@ def validate_settings(n: Any, k: Any, n_sigma: Any, preset: Any, seed: Any) -> A
         raise ValueError("n_sigma must be from 0 to 100 (3 is the default).")
     if seed_value != int(seed_value) or not 0 <= seed_value <= MAX_SEED:
         raise ValueError(f"The seed must be a whole number 0 or more (at most {MAX_SEED}).")
+    if face_value != int(face_value) or not 0 <= face_value < DEFAULT_MAX_FACES:
+        raise ValueError(
+            f"The face must be a whole number from 0 (the largest face) to {DEFAULT_MAX_FACES - 1}."
+        )
     name = str(preset or DEFAULT_PRESET).strip().lower()
     name = next((key for key, p in PRESETS.items() if name in (key, p.label.lower())), name)
     if name not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
-    return AppSettings(int(n_value), k_value, sigma_value, name, int(seed_value))
+    return AppSettings(int(n_value), k_value, sigma_value, name, int(seed_value), int(face_value))
 
 
 def _number(value: Any, name: str) -> float:
@@ -323,12 +346,21 @@ def popup_text(title: str, message: str) -> str:
     )
 
 
-def mask_preview(photo: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """The photo with the hidden pixels tinted :data:`HIDDEN_RGB` and outlined, (H, W, 3) uint8.
+def mask_preview(
+    photo: np.ndarray, mask: np.ndarray | None, face: ChosenFace | None = None
+) -> np.ndarray:
+    """The photo with the hidden pixels tinted :data:`HIDDEN_RGB` and outlined, (H, W, 3) uint8;
+    when ``face`` is one of several in the photo, a :data:`FACE_OUTLINE_RGB` box around it.
 
     This is the editor's background: the user paints corrections over it.
     """
     preview = np.array(photo[..., :3], dtype=np.uint8, copy=True)
+    thickness = max(1, round(max(photo.shape[:2]) / 400))
+    if face is not None and face.found > 1:
+        x0, y0, x1, y1 = face.landmarks.bbox
+        margin = 0.1 * max(x1 - x0, y1 - y0)
+        corners = np.round([[x0 - margin, y0 - margin], [x1 + margin, y1 + margin]]).astype(int)
+        cv2.rectangle(preview, corners[0], corners[1], FACE_OUTLINE_RGB, 2 * thickness, cv2.LINE_AA)
     if mask is None or not np.any(mask):
         return preview
     hidden = np.asarray(mask, bool)
@@ -337,15 +369,17 @@ def mask_preview(photo: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     contours, _ = cv2.findContours(
         hidden.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
     )
-    thickness = max(1, round(max(photo.shape[:2]) / 400))
     cv2.drawContours(preview, contours, -1, (255, 255, 255), thickness, cv2.LINE_AA)
     return preview
 
 
-def editor_value(photo: np.ndarray, mask: np.ndarray | None) -> dict[str, Any]:
-    """The ``gr.ImageEditor`` value: ``mask`` (None = nothing hidden) drawn into the photo,
-    no painted layer yet (the editor makes one for the user's strokes)."""
-    return {"background": mask_preview(photo, mask), "layers": [], "composite": None}
+def editor_value(
+    photo: np.ndarray, mask: np.ndarray | None, face: ChosenFace | None = None
+) -> dict[str, Any]:
+    """The ``gr.ImageEditor`` value: ``mask`` (None = nothing hidden) drawn into the photo
+    (and the chosen face boxed, see :func:`mask_preview`), no painted layer yet (the editor
+    makes one for the user's strokes)."""
+    return {"background": mask_preview(photo, mask, face), "layers": [], "composite": None}
 
 
 def photo_key(photo: np.ndarray) -> str:
@@ -374,6 +408,10 @@ class ShownMask:
         """The shown mask of a loaded photo."""
         return cls(photo_key(photo), mask)
 
+    def is_of(self, photo: np.ndarray) -> bool:
+        """Whether it was drawn for this loaded photo."""
+        return self.photo == photo_key(photo)
+
 
 def editor_mask(
     value: Mapping[str, Any] | None, photo: np.ndarray, shown: ShownMask | None
@@ -386,7 +424,7 @@ def editor_mask(
     Raises:
         ValueError: a layer's or the mask's shape does not match the photo's.
     """
-    if shown is not None and shown.photo != photo_key(photo):
+    if shown is not None and not shown.is_of(photo):
         return None
     return mask_from_editor(value, photo.shape, None if shown is None else shown.mask)
 
@@ -474,30 +512,59 @@ def load_mask_file(path: str | Path, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def automatic_mask(
-    pipeline: Diverse3DFace, photo: np.ndarray
-) -> tuple[np.ndarray, str, tuple[str, ...]]:
-    """Find the face and its occluded pixels (:func:`~d3dface.perception.occlusion.
-    segment_occlusion`, method ``"auto"``).
+    pipeline: Diverse3DFace, photo: np.ndarray, face_index: int = 0
+) -> tuple[np.ndarray, str, tuple[str, ...], ChosenFace]:
+    """Find the face (the ``face_index``-th largest) and its occluded pixels
+    (:func:`~d3dface.perception.occlusion.segment_occlusion`, method ``"auto"``).
 
     Returns:
-        The (H, W) bool mask, a one-line description, and the segmentation's notes.
+        The (H, W) bool mask, a one-line description, the segmentation's notes and the face.
 
     Raises:
-        NoFaceError: no face in the photo.
+        NoFaceError: no face in the photo. ValueError: the photo has no such face.
     """
-    from d3dface.perception.landmarks import detect_face
     from d3dface.perception.occlusion import segment_occlusion
 
-    landmarks = detect_face(photo, 0, pipeline.detector)
+    face = choose_face(photo, face_index, pipeline.detector)
     found = segment_occlusion(
-        photo, pipeline.face_model, landmarks=landmarks, method="auto", detector=pipeline.detector
+        photo,
+        pipeline.face_model,
+        landmarks=face.landmarks,
+        method="auto",
+        detector=pipeline.detector,
     )
     mask = np.asarray(found.mask, bool)
     text = (
         f"found automatically ({found.source}): {100 * found.hidden_fraction:.0f}% of the face "
         f"hidden ({100 * mask.mean():.1f}% of the photo hidden)"
     )
-    return mask, text, tuple(str(note) for note in found.notes)
+    return mask, text, tuple(str(note) for note in found.notes), face
+
+
+def chosen_face(photo: np.ndarray, face_index: int = 0) -> ChosenFace | None:
+    """The ``face_index``-th largest face of a loaded photo (with the number of faces found),
+    None when the photo has no face or fewer faces (the run then says so)."""
+    try:
+        return choose_face(photo, face_index)
+    except ValueError:  # NoFaceError included
+        return None
+
+
+def face_choices(found: int) -> list[tuple[str, int]]:
+    """The choices of the app's face picker for a photo with ``found`` faces: (label,
+    face index), largest first."""
+    return [(size_rank(index).removeprefix("the "), index) for index in range(found)]
+
+
+def face_status(face: ChosenFace | None) -> str:
+    """The mask status's sentence on which face the mask and the run are of, when the photo
+    has several ("" otherwise)."""
+    if face is None or face.found < 2:
+        return ""
+    return (
+        f"This photo has {face.found} faces: this is **{size_rank(face.index)}**, boxed in "
+        "yellow. Pick another under **Face**."
+    )
 
 
 # ------------------------------------------------------------------------------ the pipeline
@@ -705,6 +772,7 @@ def reconstruct(
             seed=settings.seed,
             iterations=settings.iterations,
             fit_iterations=settings.fit_iterations,
+            face_index=settings.face_index,
             mask_method="auto",
             progress=lambda fraction, text: report(0.9 * fraction, text),
         )
@@ -802,6 +870,9 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     mask_text = "mask of step 2" if source == "user" else f"mask: {source}"
     if hidden is not None:
         mask_text += f", {100 * float(hidden):.1f}% of the photo hidden"
+    face = summary.get("face") or {}
+    if face.get("faces_found", 1) > 1:
+        mask_text += f"; face: {face['which']}"
     lines = [
         f"**{n} {'completion' if n == 1 else 'completions'} in {total:.1f} s** ({parts}); "
         f"{mask_text}; "

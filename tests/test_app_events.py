@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -27,7 +28,7 @@ def test_an_example_photo_gets_its_shipped_mask(tmp_path: Path) -> None:
     shutil.copy(EXAMPLE, copy)
     assert space_app.example_mask(str(copy)) == EXAMPLE_MASK
     assert space_app.example_mask(str(tmp_path / "holiday.jpg")) is None
-    editor, kept, status, _, photo_update = space_app.on_photo(str(copy), None)
+    editor, kept, status, _, photo_update, _ = space_app.on_photo(str(copy), None)
     shipped = logic.load_mask_file(EXAMPLE_MASK, logic.load_photo(str(copy)).shape)
     np.testing.assert_array_equal(kept.mask, shipped)
     assert status.startswith("**Mask of the example**") and "% of the photo hidden" in status
@@ -40,7 +41,7 @@ def test_a_mask_file_given_before_the_photo_is_used_when_it_fits(tmp_path: Path)
     assert "used when you upload its photo" in waiting[2]
     photo = tmp_path / "mine.jpg"  # not named like an example
     shutil.copy(EXAMPLE, photo)
-    _, kept, status, _, _ = space_app.on_photo(str(photo), str(EXAMPLE_MASK))
+    _, kept, status, _, _, _ = space_app.on_photo(str(photo), str(EXAMPLE_MASK))
     assert status.startswith("**Mask from your file:**")
     assert kept.mask.sum() == logic.load_mask_file(EXAMPLE_MASK, kept.mask.shape).sum()
 
@@ -56,7 +57,7 @@ def test_a_mask_file_that_does_not_fit_is_refused_and_cleared(tmp_path: Path, ba
         _, _, status, file_update = space_app.on_mask_file(str(EXAMPLE), str(mask))
     assert status.startswith("**Your mask file was not used:**") and file_update is None
     # the photo's example mask is shown instead of the refused file, which is cleared
-    _, kept, status, file_update, _ = space_app.on_photo(str(EXAMPLE), str(mask))
+    _, kept, status, file_update, _, _ = space_app.on_photo(str(EXAMPLE), str(mask))
     assert "Your mask file was not used" in status and "Mask of the example" in status
     assert file_update is None and kept.mask.any()
 
@@ -79,7 +80,7 @@ def test_a_photo_the_browser_cannot_show_is_replaced_by_a_png_copy(tmp_path: Pat
     tiff = tmp_path / "mine.tif"
     Image.open(EXAMPLE).save(tiff)
     # one call (the Photo box's input event comes once): the PNG copy and the mask together
-    editor, kept, status, _, photo_update = space_app.on_photo(str(tiff), str(EXAMPLE_MASK))
+    editor, kept, status, _, photo_update, _ = space_app.on_photo(str(tiff), str(EXAMPLE_MASK))
     copy = Path(photo_update)
     assert copy.suffix == ".png" and copy.parent == space_app.photo_copies()
     assert logic.shows_in_browser(copy)
@@ -141,7 +142,7 @@ def test_every_photo_format_the_label_names_gets_its_mask(tmp_path: Path, name: 
     assert name in _block("photo").label
     photo = tmp_path / f"mine.{name.lower()}"
     Image.open(EXAMPLE).save(photo, format=name)
-    _, kept, status, _, photo_update = space_app.on_photo(str(photo), str(EXAMPLE_MASK))
+    _, kept, status, _, photo_update, _ = space_app.on_photo(str(photo), str(EXAMPLE_MASK))
     assert status.startswith("**Mask from your file:**") and kept.mask.any()
     if logic.shows_in_browser(photo):
         assert photo_update == gr.skip()
@@ -281,3 +282,73 @@ def test_results_stay_for_their_photo_and_give_way_to_a_new_one(
         assert [block.elem_id for block in use.outputs][:3:2] == ["results", "summary"]
     loads = next(f for f in space_app.demo.fns.values() if f.fn is space_app.on_result)
     assert loads.trigger_after == next(f._id for f in uses if f.targets[0][1] == "success")
+
+
+@pytest.fixture(scope="module")
+def two_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first example photo with a copy of it at 2/3 size to its right (not named like an
+    example, so its mask is found automatically)."""
+    photo = logic.load_photo(str(EXAMPLE))
+    height, width = photo.shape[:2]
+    small = np.asarray(Image.fromarray(photo).resize((2 * width // 3, 2 * height // 3)))
+    canvas = np.full((photo.shape[0], photo.shape[1] + small.shape[1], 3), 255, np.uint8)
+    canvas[:, : photo.shape[1]] = photo
+    canvas[: small.shape[0], photo.shape[1] :] = small
+    path = tmp_path_factory.mktemp("group") / "group.png"
+    Image.fromarray(canvas).save(path)
+    return path
+
+
+def _boxed_columns(editor: dict[str, Any]) -> np.ndarray:
+    """The columns of the editor's picture that hold the chosen face's box."""
+    outline = (editor["background"] == logic.FACE_OUTLINE_RGB).all(axis=2)
+    return np.flatnonzero(outline.any(axis=0))
+
+
+def test_a_photo_with_several_faces_gets_the_face_picker_and_the_picked_faces_mask(
+    two_faces: Path,
+) -> None:
+    width = logic.load_photo(str(EXAMPLE)).shape[1]
+    editor, kept, status, _, _, picker = space_app.on_photo(str(two_faces), None)
+    assert picker["visible"] is True and picker["value"] == 0
+    assert picker["choices"] == [("largest", 0), ("2nd largest", 1)]
+    assert "This photo has 2 faces: this is **the largest**" in status
+    assert _boxed_columns(editor).max() < width and kept.mask[:, :width].any()
+
+    editor, kept, status, _ = space_app.on_face(str(two_faces), None, 1)
+    assert "this is **the 2nd largest**" in status
+    assert _boxed_columns(editor).min() > width and not kept.mask[:, :width].any()
+    assert kept.is_of(logic.load_photo(str(two_faces)))
+    _, _, status = space_app.on_clear_mask(str(two_faces), 1)
+    assert "Mask cleared" in status and "the 2nd largest" in status
+
+    *_, status, _, _, picker = space_app.on_photo(str(EXAMPLE), None)  # one face: no picker
+    assert picker["visible"] is False and "faces" not in status
+    assert space_app.on_photo(None, None)[-1]["visible"] is False
+
+
+def test_reconstruct_runs_on_the_picked_face_of_the_photo_shown(
+    monkeypatch: pytest.MonkeyPatch, two_faces: Path
+) -> None:
+    editor, kept, *_ = space_app.on_face(str(two_faces), None, 1)
+    used: list[int] = []
+
+    def reconstruct(pipeline: object, image: object, mask: object, settings: Any, *_: Any) -> None:
+        used.append(settings.face_index)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(logic, "get_pipeline", lambda: None)
+    monkeypatch.setattr(logic, "reconstruct", reconstruct)
+    run = (editor, None, 2, 0.5, 3.0, "test", 0, kept, 1)
+    for photo in (two_faces, EXAMPLE):  # the picker still shows the group photo's choice
+        with pytest.raises(gr.Error, match="stop here"):
+            space_app.on_reconstruct(str(photo), *run)
+    assert used == [1, 0]
+    with pytest.raises(gr.Error, match="stop here"):  # the API: no kept mask
+        space_app.on_reconstruct(str(two_faces), None, None, 2, 0.5, 3.0, "test", 0, None, 1)
+    assert used[-1] == 1
+    fns = space_app.demo.fns.values()
+    face = _block("face")
+    assert [f.fn for f in fns if (face._id, "input") in f.targets] == [space_app.on_face]
+    run_fn = next(f for f in fns if f.fn is space_app.on_reconstruct)
+    assert run_fn.inputs[-1] is face

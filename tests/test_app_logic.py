@@ -19,6 +19,7 @@ from PIL import Image
 
 from d3dface import app_logic as logic
 from d3dface.imageio import ImageError
+from d3dface.perception.landmarks import NUM_LANDMARKS, ChosenFace, FaceLandmarks
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -32,6 +33,9 @@ def test_validate_settings_accepts_api_values_and_preset_labels() -> None:
     assert logic.validate_settings(2, 1, 0, "balanced", None).seed == 0
     assert logic.validate_settings(2, 1, 0, "balanced", logic.MAX_SEED).seed == 2**31 - 1
     assert logic.validate_settings(2, 1, 0, "balanced", 0).iterations is None
+    assert logic.validate_settings(2, 1, 0, "balanced", 0).face_index == 0
+    assert logic.validate_settings(2, 1, 0, "balanced", 0, "2").face_index == 2
+    assert logic.validate_settings(2, 1, 0, "balanced", 0, None).face_index == 0
 
 
 @pytest.mark.parametrize(
@@ -56,6 +60,36 @@ def test_validate_settings_rejects_with_readable_messages(
 ) -> None:
     with pytest.raises(ValueError, match=words):
         logic.validate_settings(n, k, n_sigma, preset, seed)
+
+
+@pytest.mark.parametrize("face", [-1, 1.5, "x", logic.DEFAULT_MAX_FACES])
+def test_validate_settings_rejects_a_face_that_cannot_be(face: Any) -> None:
+    with pytest.raises(ValueError, match=r"face must be"):
+        logic.validate_settings(4, 0.5, 3, "fast", 0, face)
+
+
+def _face(index: int, found: int, box: tuple[float, float, float, float]) -> ChosenFace:
+    """A ChosenFace whose landmarks span ``box`` (x0, y0, x1, y1)."""
+    points = np.zeros((NUM_LANDMARKS, 2), np.float32)
+    points[0], points[1] = box[:2], box[2:]
+    return ChosenFace(FaceLandmarks(points, np.zeros(NUM_LANDMARKS), np.array(box)), index, found)
+
+
+def test_face_picker_choices_and_status_name_the_face_by_size() -> None:
+    assert logic.face_choices(3) == [("largest", 0), ("2nd largest", 1), ("3rd largest", 2)]
+    assert logic.face_status(None) == "" and logic.face_status(_face(0, 1, (1, 1, 9, 9))) == ""
+    status = logic.face_status(_face(1, 3, (1, 1, 9, 9)))
+    assert "3 faces" in status and "**the 2nd largest**" in status and "**Face**" in status
+
+
+def test_editor_boxes_the_chosen_face_only_when_the_photo_has_several() -> None:
+    photo = np.full((100, 100, 3), 100, np.uint8)
+    one, several = _face(0, 1, (40, 40, 60, 60)), _face(0, 2, (40, 40, 60, 60))
+    assert (logic.mask_preview(photo, None, one) == photo).all()
+    boxed = logic.editor_value(photo, None, several)["background"]
+    outline = (boxed == logic.FACE_OUTLINE_RGB).all(axis=2)
+    assert outline[38, 45:55].all() and outline[45:55, 62].all()  # 10% outside the face
+    assert not outline[45:55, 45:55].any()  # the face itself is left as it is
 
 
 def test_default_preset_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -257,7 +291,7 @@ def test_reconstruct_writes_a_run_folder_zip_and_thumbnails(tmp_path: Path) -> N
     pipeline = FakePipeline()
     progress = FalsyProgress()
     reports = progress.reports
-    settings = logic.validate_settings(3, 0.5, 3.0, "test", 1)
+    settings = logic.validate_settings(3, 0.5, 3.0, "test", 1, 1)
     mask = np.zeros((8, 8), bool)
     out = logic.reconstruct(
         pipeline,  # type: ignore[arg-type]
@@ -268,6 +302,7 @@ def test_reconstruct_writes_a_run_folder_zip_and_thumbnails(tmp_path: Path) -> N
         progress,
     )
     assert pipeline.kwargs["mask"] is mask and pipeline.kwargs["n"] == 3
+    assert pipeline.kwargs["face_index"] == 1
     assert pipeline.kwargs["iterations"] == logic.PRESETS["test"].iterations
     assert out.directory.parent == tmp_path and out.run_id in out.directory.name
     assert [path.name for path in out.sample_glbs] == [f"sample_0{i}.glb" for i in range(3)]
@@ -330,7 +365,10 @@ def test_store_drops_old_runs_and_interpolates(tmp_path: Path) -> None:
 
 def test_summary_without_metrics_and_device_note() -> None:
     text = logic.summary_markdown({"settings": {"n_samples": 1}, "timings_s": {"total": 1.0}})
-    assert "1 completion in" in text and "No diversity metrics" in text
+    assert "1 completion in" in text and "No diversity metrics" in text and "face:" not in text
+    face = _face(1, 2, (1, 1, 9, 9)).summary()
+    text = logic.summary_markdown({"settings": {"n_samples": 1}, "face": face})
+    assert "face: the 2nd largest of 2 faces (x 1-9, y 1-9 px)" in text
     assert "CPU" in logic.device_note()
 
 

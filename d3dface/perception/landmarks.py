@@ -32,6 +32,7 @@ import numpy as np
 from d3dface.imageio import downscale_to
 
 __all__ = [
+    "DEFAULT_MAX_FACES",
     "DEFAULT_MIN_FACE_PX",
     "MAX_DETECT_SIDE",
     "NUM_LANDMARKS",
@@ -47,6 +48,9 @@ __all__ = [
 
 NUM_LANDMARKS = 478
 """Landmarks per face: MediaPipe's 468 mesh points plus 10 refined iris points."""
+
+DEFAULT_MAX_FACES = 5
+"""Most faces :class:`LandmarkDetector` returns per image by default (the largest ones)."""
 
 DEFAULT_MIN_FACE_PX = 40.0
 """Default smallest kept face, as the diagonal of its landmark box in original-image pixels.
@@ -148,7 +152,7 @@ class LandmarkDetector:
 
     def __init__(
         self,
-        max_num_faces: int = 5,
+        max_num_faces: int = DEFAULT_MAX_FACES,
         min_detection_confidence: float = 0.5,
         min_face_px: float = DEFAULT_MIN_FACE_PX,
         max_detect_side: int = MAX_DETECT_SIDE,
