@@ -424,6 +424,23 @@ def on_reconstruct(
     )
 
 
+RUN_LABEL = "Reconstruct"
+RUNNING_LABEL = "Reconstructing…"
+
+
+def run_starts() -> tuple[Any, Any, Any]:
+    """Reconstruct was pressed: the (empty) result components are shown first (Model3D
+    viewers only load values they get once on the page), and the button is disabled until
+    the run ends, so a second press does not queue the same run again."""
+    shown = gr.update(visible=True)
+    return shown, shown, gr.update(value=RUNNING_LABEL, interactive=False)
+
+
+def run_ends() -> Any:
+    """The run ended (done or failed): the button works again."""
+    return gr.update(value=RUN_LABEL, interactive=True)
+
+
 RESULTS_HINT = (
     "Results appear here after you press **Reconstruct**: a thumbnail and a 3D viewer per "
     "sample, a map of where they differ, a slider that blends two of them, the fit over your "
@@ -620,7 +637,7 @@ def build_demo() -> gr.Blocks:
                 # "Value -3 is less than minimum value 0." without naming the seed;
                 # logic.validate_settings says what is wrong
                 seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
-                run_button = gr.Button("Reconstruct", variant="primary", size="lg")
+                run_button = gr.Button(RUN_LABEL, variant="primary", size="lg")
                 gr.Markdown(
                     f"<small>{logic.device_note()} One run at a time; others wait in the "
                     "queue.</small>"
@@ -755,12 +772,10 @@ def build_demo() -> gr.Blocks:
         mask_file.upload(
             on_mask_file, [photo, mask_file, face], mask_outputs, api_visibility="private"
         )
-        # show the (empty) result components first: Model3D viewers only load values they get
-        # once on the page
         reconstruction = run_button.click(
-            lambda: (gr.update(visible=True), gr.update(visible=True)),
+            run_starts,
             None,
-            [results, every_sample],
+            [results, every_sample, run_button],
             api_visibility="private",
             queue=False,
         ).then(
@@ -788,6 +803,7 @@ def build_demo() -> gr.Blocks:
         reconstruction.failure(  # a failed run: the results of an earlier run of this photo
             results_view, [photo, run_state], results_outputs, api_visibility="private", queue=False
         )
+        reconstruction.then(run_ends, None, [run_button], api_visibility="private", queue=False)
         gallery.select(
             on_pick,
             [run_state, end, blend],

@@ -352,3 +352,17 @@ def test_reconstruct_runs_on_the_picked_face_of_the_photo_shown(
     assert [f.fn for f in fns if (face._id, "input") in f.targets] == [space_app.on_face]
     run_fn = next(f for f in fns if f.fn is space_app.on_reconstruct)
     assert run_fn.inputs[-1] is face
+
+
+def test_reconstruct_is_disabled_while_its_run_lasts() -> None:
+    # pressed again during a run, it queued the same run once more
+    fns = space_app.demo.fns
+    started = next(f for f in fns.values() if f.fn is space_app.run_starts)
+    button = started.outputs[-1]
+    assert (button._id, "click") in started.targets
+    assert space_app.run_starts()[-1] == gr.update(value=space_app.RUNNING_LABEL, interactive=False)
+    ended = next(f for f in fns.values() if f.fn is space_app.run_ends)
+    assert fns[ended.trigger_after].fn is space_app.on_reconstruct
+    assert not ended.trigger_only_on_success and not ended.trigger_only_on_failure
+    assert ended.outputs == [button]
+    assert space_app.run_ends() == gr.update(value=space_app.RUN_LABEL, interactive=True)
