@@ -222,6 +222,36 @@ def test_an_error_pop_up_says_what_failed(app_url: str, browser: Any) -> None:
     assert "Upload a photo of a face first" in toast.inner_text()
 
 
+def test_a_photo_with_two_faces_runs_on_the_face_picked(
+    app_url: str, browser: Any, tmp_path: Path
+) -> None:
+    """Two faces: the Face picker appears, picking the smaller one finds its mask, and the
+    run (its button disabled while it lasts) is of that face."""
+    left = Image.open(EXAMPLES / "obama_face_mask.jpg").convert("RGB")
+    right = Image.open(EXAMPLES / "biden_sunglasses.jpg").convert("RGB")
+    right = right.resize((right.width * 7 // 10, right.height * 7 // 10))
+    group = Image.new("RGB", (left.width + right.width, max(left.height, right.height)), "white")
+    group.paste(left, (0, 0))
+    group.paste(right, (left.width, 0))
+    group.save(tmp_path / "group.jpg")
+    page = _open(browser, app_url)
+    assert not page.locator("#face").is_visible()
+    page.locator("#photo input[type=file]").set_input_files(tmp_path / "group.jpg")
+    assert "this is the largest" in _wait_for_mask(page)
+    page.locator("#face").get_by_text("2nd largest").click()
+    page.wait_for_function(
+        "document.querySelector('#mask-status').innerText.includes('the 2nd largest')"
+    )
+    page.locator("#mask-status").screenshot(path=ARTIFACTS / "08_two_faces_status.png")
+    _start_run(page, 2)
+    running = page.get_by_role("button", name="Reconstructing")
+    running.wait_for()
+    assert running.is_disabled()
+    summary = _wait_for_result(page, 2)
+    assert "face: the 2nd largest of 2 faces" in summary
+    assert page.get_by_role("button", name="Reconstruct", exact=True).is_enabled()
+
+
 def test_a_tiff_photo_is_shown_and_one_sample_keeps_its_size(
     app_url: str, browser: Any, tmp_path: Path
 ) -> None:
