@@ -737,6 +737,11 @@ def build_demo() -> gr.Blocks:
 
         # ---- events
         mask_outputs = [mask_editor, mask_state, mask_status, mask_file]
+        # no event shows its progress on the mask editor: Gradio applies each progress update
+        # of the editor only after reading (uploading) the editor's picture, so updates can land
+        # out of order, and a quick event that changed the picture (a photo removed) could end
+        # on "processing" for good
+        mask_progress = [mask_status, mask_file]
         results_outputs = [results, every_sample, summary]
         for new_photo in (photo.input, examples.load_input_event.then):
             new_photo(
@@ -744,6 +749,9 @@ def build_demo() -> gr.Blocks:
                 [photo, mask_file],
                 [*mask_outputs, photo, face],
                 api_visibility="private",
+                show_progress_on=[*mask_progress, photo],
+                # a photo given (or removed) while a mask is found: its turn comes after
+                trigger_mode="always_last",
                 concurrency_limit=2,
                 concurrency_id="mask",
             )
@@ -759,6 +767,7 @@ def build_demo() -> gr.Blocks:
             [photo, mask_file, face],
             mask_outputs,
             api_visibility="private",
+            show_progress_on=mask_progress,
             concurrency_id="mask",
         )
         auto_button.click(
@@ -766,11 +775,22 @@ def build_demo() -> gr.Blocks:
             [photo, face],
             mask_outputs,
             api_visibility="private",
+            show_progress_on=mask_progress,
             concurrency_id="mask",
         )
-        clear_button.click(on_clear_mask, [photo, face], mask_outputs[:3], api_visibility="private")
+        clear_button.click(
+            on_clear_mask,
+            [photo, face],
+            mask_outputs[:3],
+            api_visibility="private",
+            show_progress_on=[mask_status],
+        )
         mask_file.upload(
-            on_mask_file, [photo, mask_file, face], mask_outputs, api_visibility="private"
+            on_mask_file,
+            [photo, mask_file, face],
+            mask_outputs,
+            api_visibility="private",
+            show_progress_on=mask_progress,
         )
         reconstruction = run_button.click(
             run_starts,

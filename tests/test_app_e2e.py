@@ -7,6 +7,7 @@ preset (few iterations) so a whole run takes seconds.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -252,18 +253,50 @@ def test_a_photo_with_two_faces_runs_on_the_face_picked(
     assert page.get_by_role("button", name="Reconstruct", exact=True).is_enabled()
 
 
+# records every text the mask editor's progress overlay shows from now on
+WATCH_EDITOR_PROGRESS_JS = """() => {
+    window.editorProgress = [];
+    const editor = document.getElementById('mask-editor');
+    new MutationObserver(() => {
+        const shown = editor.querySelector('[data-testid=status-tracker]:not(.hide)');
+        if (shown) window.editorProgress.push(shown.innerText.trim());
+    }).observe(editor, {attributes: true, childList: true, subtree: true, characterData: true});
+}"""
+
+
+def _editor_spread(page: Any, name: str) -> float:
+    """Standard deviation of the mask editor's picture in grey levels (about 9 when empty, over
+    50 with a photo in it); its screenshot goes to ARTIFACTS / name."""
+    png = page.locator("#mask-editor").screenshot(path=ARTIFACTS / name)
+    return float(np.asarray(Image.open(io.BytesIO(png)).convert("L"), float).std())
+
+
 def test_a_tiff_photo_is_shown_and_one_sample_keeps_its_size(
     app_url: str, browser: Any, tmp_path: Path
 ) -> None:
-    """A TIFF upload is shown in the Photo box (as a PNG copy) and gets its mask; N = 1 gives
-    one thumbnail as large as one of four, not one stretched over the whole gallery, and no
-    blend controls (with the reason); the next run of N = 2 brings them and its blend back."""
+    """A photo removed (its X) empties the mask editor and leaves no progress overlay on it
+    (most removals left one whose timer ran on for good). A TIFF upload after it is shown in
+    the Photo box (as a PNG copy) and gets its mask; N = 1 gives one thumbnail as large as one
+    of four, not one stretched over the whole gallery, and no blend controls (with the
+    reason); the next run of N = 2 brings them and its blend back."""
     tiff = tmp_path / "face.tif"
     Image.open(EXAMPLES / "obama_face_mask.jpg").save(tiff)
     page = _open(browser, app_url)
-    page.locator("#photo input[type=file]").set_input_files(tiff)
+    page.evaluate(WATCH_EDITOR_PROGRESS_JS)
+    upload = page.locator("#photo input[type=file]")
+    upload.set_input_files(EXAMPLES / "biden_sunglasses.jpg")
+    _wait_for_mask(page)
+    page.locator("#photo").get_by_role("button", name="Remove Image").click()
+    page.wait_for_function(
+        "document.querySelector('#mask-status').innerText.startsWith('Upload a photo')"
+    )
+    page.wait_for_timeout(300)
+    assert _editor_spread(page, "05_photo_removed.png") < 20  # no photo, no mask
+
+    upload.set_input_files(tiff)
     status = _wait_for_mask(page)
     assert "found automatically" in status  # the copy went through the usual mask flow
+    assert page.evaluate("window.editorProgress") == []  # the mask events' progress is elsewhere
     shown = page.locator("#photo img")
     page.wait_for_function(
         "(() => { const img = document.querySelector('#photo img');"
@@ -285,10 +318,11 @@ def test_a_tiff_photo_is_shown_and_one_sample_keeps_its_size(
     assert thumbnail_box["y"] + thumbnail_box["height"] <= gallery_box["y"] + gallery_box["height"]
     gallery.screenshot(path=ARTIFACTS / "05_one_sample.png")
 
-    heading = page.locator("#blend-heading")
-    heading.scroll_into_view_if_needed()
-    assert "a blend needs two" in heading.inner_text()
-    assert not page.locator("#blend-controls").is_visible()
+    page.locator("#blend-heading").scroll_into_view_if_needed()
+    page.wait_for_function(  # on_result writes it after the run's thumbnails are shown
+        "document.querySelector('#blend-heading').innerText.includes('a blend needs two')"
+    )
+    page.locator("#blend-controls").wait_for(state="hidden")
     page.locator("#results").screenshot(path=ARTIFACTS / "05_one_sample_results.png")
 
     _start_run(page, 2)

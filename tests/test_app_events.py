@@ -108,6 +108,36 @@ def test_a_new_photo_finds_its_mask_once_not_on_every_change_of_the_photo_box() 
     assert not any((photo_id, "change") in f.targets for f in fns)
 
 
+def test_a_removed_photo_empties_the_editor_and_no_event_shows_progress_on_it() -> None:
+    # Gradio applies each progress update of the editor only after uploading the editor's
+    # picture, so the updates could land out of order: after most removals of a photo (which
+    # empty the editor at once) a "processing" overlay stayed on the editor, its timer running
+    *emptied, picker = space_app.on_photo(None, None)
+    assert emptied == [None, None, space_app.MASK_HINT, gr.skip(), gr.skip()]
+    assert picker["visible"] is False
+    editor = _block("mask-editor")
+    fns = space_app.demo.fns.values()
+    assert {f.fn for f in fns if editor in f.outputs} == {
+        space_app.on_photo,
+        space_app.on_face,
+        space_app.on_find_mask,
+        space_app.on_clear_mask,
+        space_app.on_mask_file,
+    }
+    for f in fns:
+        assert editor not in (f.show_progress_on or f.outputs)  # Gradio's progress targets
+        if editor in f.outputs:  # their progress shows on the status line instead
+            assert _block("mask-status") in f.show_progress_on
+
+
+def test_a_photo_given_while_a_mask_is_found_gets_its_turn_after() -> None:
+    # on_photo's listeners skipped a photo given (or removed) while they ran, and the editor
+    # kept the earlier photo's mask
+    listeners = [f for f in space_app.demo.fns.values() if f.fn is space_app.on_photo]
+    assert len(listeners) == 2
+    assert all(f.trigger_mode == "always_last" for f in listeners)
+
+
 def _block(elem_id: str) -> gr.components.Component:
     """The app's component with this ``elem_id``."""
     return next(
