@@ -743,6 +743,12 @@ def build_demo() -> gr.Blocks:
         # on "processing" for good
         mask_progress = [mask_status, mask_file]
         results_outputs = [results, every_sample, summary]
+        # the browser hands the first listener of the Photo box's input event the box's value
+        # as it was before a removal when the photo came from an example (Gradio waits for the
+        # removal to land only after a real upload): on_photo showed the example's mask again.
+        # A first listener that does nothing, in the browser only, lets the ones below read
+        # the box after the removal
+        photo.input(None, None, None, js="() => []", queue=False, api_visibility="private")
         for new_photo in (photo.input, examples.load_input_event.then):
             new_photo(
                 on_photo,

@@ -226,8 +226,9 @@ def test_an_error_pop_up_says_what_failed(app_url: str, browser: Any) -> None:
 def test_a_photo_with_two_faces_runs_on_the_face_picked(
     app_url: str, browser: Any, tmp_path: Path
 ) -> None:
-    """Two faces: the Face picker appears, picking the smaller one finds its mask, and the
-    run (its button disabled while it lasts) is of that face."""
+    """An example removed leaves an empty editor. Two faces: the Face picker appears, picking
+    the smaller one finds its mask, and the run (its button disabled while it lasts) is of
+    that face."""
     left = Image.open(EXAMPLES / "obama_face_mask.jpg").convert("RGB")
     right = Image.open(EXAMPLES / "biden_sunglasses.jpg").convert("RGB")
     right = right.resize((right.width * 7 // 10, right.height * 7 // 10))
@@ -237,13 +238,21 @@ def test_a_photo_with_two_faces_runs_on_the_face_picked(
     group.save(tmp_path / "group.jpg")
     page = _open(browser, app_url)
     assert not page.locator("#face").is_visible()
+    # an example removed again leaves no mask behind (on_photo was handed the example once more)
+    page.locator("button.gallery-item").nth(1).click()
+    assert "Mask of the example" in _wait_for_mask(page)
+    page.locator("#photo").get_by_role("button", name="Remove Image").click()
+    page.wait_for_function(
+        "document.querySelector('#mask-status').innerText.startsWith('Upload a photo')"
+    )
+    assert _editor_spread(page, "08_example_removed.png") < 20  # an empty editor
     page.locator("#photo input[type=file]").set_input_files(tmp_path / "group.jpg")
     assert "this is the largest" in _wait_for_mask(page)
     page.locator("#face").get_by_text("2nd largest").click()
     page.wait_for_function(
         "document.querySelector('#mask-status').innerText.includes('the 2nd largest')"
     )
-    page.locator("#mask-status").screenshot(path=ARTIFACTS / "08_two_faces_status.png")
+    page.locator("#mask-status").screenshot(path=ARTIFACTS / "09_two_faces_status.png")
     _start_run(page, 2)
     running = page.get_by_role("button", name="Reconstructing")
     running.wait_for()
