@@ -768,35 +768,21 @@ def build_demo() -> gr.Blocks:
                 api_visibility="private",
                 queue=False,
             )
-        face.input(
-            on_face,
-            [photo, mask_file, face],
-            mask_outputs,
-            api_visibility="private",
-            show_progress_on=mask_progress,
-            concurrency_id="mask",
-        )
-        auto_button.click(
-            on_find_mask,
-            [photo, face],
-            mask_outputs,
-            api_visibility="private",
-            show_progress_on=mask_progress,
-            concurrency_id="mask",
-        )
+        # the mask's events after a photo's: their progress on the status line (see above)
+        mask_event = {
+            "api_visibility": "private",
+            "show_progress_on": mask_progress,
+            "concurrency_id": "mask",
+        }
+        face.input(on_face, [photo, mask_file, face], mask_outputs, **mask_event)
+        auto_button.click(on_find_mask, [photo, face], mask_outputs, **mask_event)
+        mask_file.upload(on_mask_file, [photo, mask_file, face], mask_outputs, **mask_event)
         clear_button.click(
             on_clear_mask,
             [photo, face],
             mask_outputs[:3],
             api_visibility="private",
             show_progress_on=[mask_status],
-        )
-        mask_file.upload(
-            on_mask_file,
-            [photo, mask_file, face],
-            mask_outputs,
-            api_visibility="private",
-            show_progress_on=mask_progress,
         )
         reconstruction = run_button.click(
             run_starts,
