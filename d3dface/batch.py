@@ -84,8 +84,9 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
     owners = {p: _photo_named_by_mask(p, candidates) for p in candidates}
     stems = Counter(p.stem for p in candidates if owners[p] is None)
     own_folder = mask is not None and mask.resolve() == source.resolve()
+    mask_files = {} if mask is None else _image_files(mask)
     masks = {
-        p: _mask_for(p, mask, stems[p.stem] > 1, own_folder)
+        p: _mask_for(p, mask_files, stems[p.stem] > 1, own_folder)
         for p in candidates
         if owners[p] is None
     }
@@ -115,14 +116,25 @@ def _folder_name(photo: Path, stem_shared: bool) -> str:
     return f"{photo.stem}_{photo.suffix.lstrip('.')}" if stem_shared else photo.stem
 
 
+def _image_files(folder: Path) -> dict[tuple[str, str], Path]:
+    """The files of ``folder`` with an image suffix, by stem and lower-case suffix
+    (``a_mask.PNG`` -> ``("a_mask", ".png")``); of names that differ only in the suffix's
+    case, the first by name."""
+    found: dict[tuple[str, str], Path] = {}
+    for path in sorted(folder.iterdir()):
+        suffix = path.suffix.lower()
+        if suffix in IMAGE_SUFFIXES and path.is_file():
+            found.setdefault((path.stem, suffix), path)
+    return found
+
+
 def _mask_for(
-    photo: Path, mask_dir: Path | None, stem_shared: bool, own_folder: bool
+    photo: Path, mask_files: dict[tuple[str, str], Path], stem_shared: bool, own_folder: bool
 ) -> Path | None:
-    """The mask of ``photo`` in ``mask_dir`` (any image suffix): ``<folder name>_mask.*``
-    where another photo shares the stem (``a_jpg_mask.png``), else ``<stem>_mask.*``, else,
-    unless ``mask_dir`` is the photos' own folder, ``<stem>.*``; None if absent."""
-    if mask_dir is None:
-        return None
+    """The mask of ``photo`` among ``mask_files`` (:func:`_image_files` of the mask folder;
+    any image suffix, in any case): ``<folder name>_mask.*`` where another photo shares the
+    stem (``a_jpg_mask.png``), else ``<stem>_mask.*``, else, unless the mask folder is the
+    photos' own folder, ``<stem>.*``; None if absent."""
     stems = [f"{photo.stem}{MASK_STEM_ENDING}"]
     if stem_shared:
         stems.insert(0, f"{_folder_name(photo, True)}{MASK_STEM_ENDING}")
@@ -130,9 +142,9 @@ def _mask_for(
         stems.append(photo.stem)
     for stem in stems:
         for suffix in IMAGE_SUFFIXES:
-            candidate = mask_dir / f"{stem}{suffix}"
-            if candidate.is_file():
-                return candidate
+            found = mask_files.get((stem, suffix))
+            if found is not None:
+                return found
     return None
 
 

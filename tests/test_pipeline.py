@@ -258,6 +258,25 @@ def test_batch_photos_sharing_a_stem_are_never_taken_for_masks(tmp_path: Path) -
     }
 
 
+def test_batch_masks_are_found_whatever_the_case_of_their_suffix(tmp_path: Path) -> None:
+    # a camera's IMG_1.JPG with IMG_1_mask.PNG beside it: the mask was not found, and the
+    # note asked for the --mask folder that had been given
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    for name in ("IMG_1.JPG", "IMG_1_mask.PNG", "IMG_2.jpg"):
+        (photos / name).write_bytes(b"")
+    (masks / "IMG_2.Png").write_bytes(b"")
+    own = list_inputs(photos, photos, tmp_path / "out")
+    assert [(item.image.name, item.mask) for item in own.items] == [
+        ("IMG_1.JPG", photos / "IMG_1_mask.PNG"),
+        ("IMG_2.jpg", None),
+    ]
+    assert own.ignored == []
+    other = list_inputs(photos, masks, tmp_path / "out")
+    assert [item.mask for item in other.items] == [None, masks / "IMG_2.Png"]
+
+
 def test_reconstruct_cli_skips_a_bad_file_and_runs_the_rest(
     masked_photo: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
