@@ -183,6 +183,17 @@ def test_bad_masks_are_refused_with_a_message(
         pipeline(photo, mask=make_mask(photo.shape), **FAST)  # type: ignore[operator]
 
 
+def test_a_mask_file_of_zeros_and_ones_hides_its_ones(
+    pipeline: Diverse3DFace, photo: np.ndarray, lower_face_mask: np.ndarray, tmp_path: Path
+) -> None:
+    # Image.fromarray(mask.astype(np.uint8)) saves a bool mask as 0/1, black to the eye: it
+    # was read as hiding nothing, and the run went on as if no mask had been given
+    path = _save(Image.fromarray(lower_face_mask.astype(np.uint8)), tmp_path / "mask01.png")
+    result = pipeline(photo, mask=path, **FAST)
+    np.testing.assert_array_equal(result.mask, lower_face_mask)
+    assert bool(result.target.occluded.any()) and result.metrics
+
+
 def test_an_empty_mask_means_nothing_is_hidden(pipeline: Diverse3DFace, photo: np.ndarray) -> None:
     result = pipeline(photo, mask=np.zeros(photo.shape[:2], bool), **FAST)
     assert not result.mask.any() and not bool(result.target.occluded.any())

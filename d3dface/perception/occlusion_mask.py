@@ -93,7 +93,8 @@ def read_mask_image(source: str | Path | bytes) -> np.ndarray:
 
     ``source`` is the image file's path or its bytes. The EXIF orientation is applied as for
     photos; colour masks are converted to grey and thresholded at 128; transparency is
-    ignored.
+    ignored. A mask whose brightest pixel is 1 (a 0/1 mask, as ``Image.fromarray(
+    mask.astype(np.uint8))`` saves a bool array) has its 1s hidden, as an array mask would.
 
     Returns:
         ``(h, w)`` bool, True = hidden, the image's own size (not checked against a photo).
@@ -118,4 +119,5 @@ def read_mask_image(source: str | Path | bytes) -> np.ndarray:
             f"{label} is not an image file (could not decode it as a mask); use a PNG, white "
             "where the face is hidden."
         ) from exc
-    return grey >= 128
+    # a 0/1 mask looks black all over, but its 1s are what it hides (check_mask: nonzero)
+    return grey >= (1 if grey.max(initial=0) == 1 else 128)
