@@ -184,8 +184,8 @@ def reconstruct_all(
             several that fails is reported on stderr as it fails, progress bar or not.
 
     Returns:
-        ``{"done": [{"image", "out_dir", "metrics", "n_samples", "mask_notes", "face",
-        "seconds"}...], "failed": [{"image", "error"}...]}`` ("face": see
+        ``{"done": [{"image", "out_dir", "metrics", "n_samples", "mask_source", "mask_notes",
+        "face", "seconds"}...], "failed": [{"image", "error"}...]}`` ("face": see
         :meth:`~d3dface.perception.landmarks.ChosenFace.summary`), also written as
         ``summary.json`` in the common output folder when there are several photos.
     """
@@ -213,6 +213,7 @@ def reconstruct_all(
                     "out_dir": str(item.out_dir),
                     "metrics": result.metrics,
                     "n_samples": result.n_samples,
+                    "mask_source": result.mask_source,
                     "mask_notes": list(result.mask_notes),
                     "face": result.face.summary(),
                     "seconds": result.timings["total"],

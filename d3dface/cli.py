@@ -281,6 +281,11 @@ def _figures(entry: dict) -> str:
         )
     if entry["n_samples"] == 1:
         return "one sample, so no diversity metrics"
+    if entry["mask_source"] == "user":
+        return (
+            "the given mask hides no part of the face, so the samples are alike and have no "
+            "diversity metrics; paint white in it what covers the face"
+        )
     return (
         "nothing was hidden, so the samples are alike and have no diversity metrics; "
         "give --mask (white = hidden) to name what covers the face"

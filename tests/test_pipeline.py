@@ -396,6 +396,22 @@ def test_reconstruct_cli_passes_on_what_the_mask_step_noticed(
     assert "nothing was hidden" in printed and "give --mask" in printed
 
 
+def test_reconstruct_cli_says_when_the_given_mask_hides_nothing(
+    masked_photo: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it said "nothing was hidden ...; give --mask", to a user who had given one
+    photo, _ = masked_photo
+    with Image.open(photo) as image:
+        black = Image.new("L", image.size)
+    black.save(tmp_path / "black.png")
+    quick = ["-n", "2", "--iterations", "2", "--fit-iterations", "10", "--quiet"]
+    args = ["reconstruct", str(photo), "--mask", str(tmp_path / "black.png"), *quick]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "the given mask hides no part of the face" in printed
+    assert "give --mask" not in printed
+
+
 def test_run_settings_checks_every_option_without_running() -> None:
     settings, fit = run_settings(3, 0.5, 3.0, 7, iterations=5, fit_iterations=11)
     assert (settings.n_samples, settings.seed, settings.iterations) == (3, 7, 5)
