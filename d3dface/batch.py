@@ -170,6 +170,7 @@ def reconstruct_all(
     options: dict[str, Any],
     formats: Sequence[str],
     show_progress: bool = True,
+    summary_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run the pipeline on every item and write its files; failures are collected.
 
@@ -180,14 +181,17 @@ def reconstruct_all(
             iterations, face_index, mask_method).
         formats: mesh formats of the samples (see
             :func:`d3dface.result_files.mesh_suffixes`).
-        show_progress: draw a progress bar over photos and stages (on stderr). A photo of
-            several that fails is reported on stderr as it fails, progress bar or not.
+        show_progress: draw a progress bar over photos and stages (on stderr).
+        summary_dir: for a folder of photos, the common output folder: each photo that fails
+            is reported on stderr as it fails (progress bar or not), and ``summary.json`` is
+            written there, however many photos the folder held. None for one photo given
+            alone: its failure is left to the caller.
 
     Returns:
         ``{"done": [{"image", "out_dir", "metrics", "n_samples", "mask_source", "mask_notes",
         "face", "seconds"}...], "failed": [{"image", "error"}...]}`` ("face": see
         :meth:`~d3dface.perception.landmarks.ChosenFace.summary`), also written as
-        ``summary.json`` in the common output folder when there are several photos.
+        ``summary_dir / "summary.json"`` when ``summary_dir`` is given.
     """
     done: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
@@ -203,7 +207,7 @@ def reconstruct_all(
             result.save(item.out_dir, formats)
         except (ValueError, OSError, RuntimeError) as err:
             failed.append({"image": str(item.image), "error": str(err)})
-            if len(items) > 1:
+            if summary_dir is not None:
                 message = f"error: {item.image}: {err} (skipped; the others go on)"
                 bar.write(message, file=sys.stderr)
         else:
@@ -222,8 +226,7 @@ def reconstruct_all(
         bar.update(1)
     bar.close()
     summary = {"done": done, "failed": failed}
-    if len(items) > 1:
-        common = items[0].out_dir.parent
-        common.mkdir(parents=True, exist_ok=True)
-        (common / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if summary_dir is not None:
+        summary_dir.mkdir(parents=True, exist_ok=True)
+        (summary_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

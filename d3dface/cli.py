@@ -212,8 +212,14 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     pipeline = Diverse3DFace.from_pretrained(
         args.model, device=args.device, force_download=args.force_download
     )
+    folder = args.image.is_dir()
     summary = reconstruct_all(
-        pipeline, inputs.items, options, formats, show_progress=not args.quiet
+        pipeline,
+        inputs.items,
+        options,
+        formats,
+        show_progress=not args.quiet,
+        summary_dir=args.out if folder else None,
     )
     for entry in summary["done"]:
         print(
@@ -225,7 +231,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     failed = summary["failed"]
     if not failed:
         return 0
-    if len(inputs.items) == 1:
+    if not folder:
         print(f"error: {failed[0]['image']}: {failed[0]['error']}", file=sys.stderr)
         return 2
     # each failure was reported as it happened; they are listed in summary.json too

@@ -107,6 +107,21 @@ def test_bad_files_in_a_folder_are_each_reported_and_nothing_else_is_written(
     assert not list(private_tmp.iterdir())  # no temporary file left behind
 
 
+def test_a_folder_of_one_photo_is_still_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # with one photo in it, a folder got no summary.json and the exit status of a photo
+    # given alone (2), not the folder's count of failures (1)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "notes.jpg").write_text("this is text, not a JPEG")
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(photos), "--quiet", "-n", "2", "--out", str(out)]) == 1
+    assert "error: 1 of 1 photos failed" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert [Path(entry["image"]).name for entry in summary["failed"]] == ["notes.jpg"]
+
+
 def test_no_face_is_a_clear_error(pipeline: Diverse3DFace) -> None:
     noise = np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)
     with pytest.raises(NoFaceError, match=r"(?i)no face"):
