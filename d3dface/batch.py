@@ -59,7 +59,8 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
 
     Raises:
         FileNotFoundError: ``source`` or ``mask`` does not exist.
-        ValueError: a folder holds no photos, or a folder of photos is given a mask file.
+        ValueError: a folder holds no photos, a folder of photos is given a mask file, or a
+            photo's output folder is taken by a file.
     """
     if not source.exists():
         raise FileNotFoundError(f"'{source}' does not exist; give a photo or a folder of photos")
@@ -107,6 +108,12 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
             f"folder '{source}' holds no photos (files ending in {', '.join(IMAGE_SUFFIXES)})"
         )
     items = [BatchItem(p, masks[p], out_dir / _folder_name(p, stems[p.stem] > 1)) for p in photos]
+    for item in items:
+        if item.out_dir.exists() and not item.out_dir.is_dir():
+            raise ValueError(
+                f"'{item.out_dir}' is a file, but {item.image.name}'s results go into a folder "
+                "of that name; move the file or choose another --out"
+            )
     return BatchInputs(items, ignored)
 
 

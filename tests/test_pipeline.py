@@ -348,6 +348,27 @@ def test_reconstruct_cli_refuses_bad_options_before_any_work(
     assert existing.read_text() == "the user's file" and not (tmp_path / "out").exists()
 
 
+def test_reconstruct_cli_refuses_a_file_where_a_photos_folder_goes_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the photo ran in full, then failed with "[Errno 17] File exists: '.../a'"
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the models were loaded before --out was checked")
+
+    monkeypatch.setattr(Diverse3DFace, "from_pretrained", no_work)
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    out.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (photos / name).write_bytes(b"")
+    (out / "a").write_text("the user's file")
+    assert main(["reconstruct", str(photos), "--quiet", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert f"'{out / 'a'}' is a file, but a.jpg's results go into a folder" in error
+    assert (out / "a").read_text() == "the user's file"
+
+
 def test_reconstruct_cli_one_bad_photo_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
