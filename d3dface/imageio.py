@@ -130,12 +130,12 @@ def _check_size(width: int, height: int, label: str, max_pixels: int, max_side: 
     if width * height > max_pixels:
         raise ImageError(
             f"{label} is {width}x{height} = {width * height:,} pixels, more than the limit of "
-            f"{max_pixels:,} pixels; shrink the photo (or raise max_pixels if you trust it)."
+            f"{max_pixels:,} pixels; shrink the photo."
         )
     if max(width, height) > max_side:
         raise ImageError(
             f"{label} is {width}x{height} pixels; its longer side exceeds the limit of "
-            f"{max_side:,} pixels; shrink the photo (or raise max_side if you trust it)."
+            f"{max_side:,} pixels; shrink the photo."
         )
     if min(width, height) < MIN_SIDE:
         raise ImageError(

@@ -107,6 +107,19 @@ def test_bad_files_in_a_folder_are_each_reported_and_nothing_else_is_written(
     assert not list(private_tmp.iterdir())  # no temporary file left behind
 
 
+def test_a_photo_over_the_size_limit_is_one_line_that_says_shrink_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the line ended "(or raise max_pixels if you trust it)": no option of the CLI (nor of
+    # the pipeline, which loads with the default limits) can
+    huge = _save(Image.new("1", (10_000, 5_000)), tmp_path / "huge.png")  # 50 megapixels
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(huge), "--quiet", "-n", "2", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "shrink the photo" in error
+    assert "max_pixels" not in error and not out.exists()
+
+
 def test_a_folder_of_one_photo_is_still_a_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
