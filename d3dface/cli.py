@@ -401,7 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_face_index_option(fit)
     fit.add_argument(
-        "--iterations", type=int, help="non-rigid iterations (default: FitSettings' default)"
+        "--iterations",
+        type=int,
+        help=f"non-rigid iterations (default: {DEFAULT_FIT_ITERATIONS})",
     )
     fit.add_argument("--global-only", action="store_true", help="skip the local models")
     fit.add_argument("--out", required=True, type=Path, help="output directory")

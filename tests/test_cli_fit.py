@@ -131,3 +131,12 @@ def test_reconstruct_help_states_the_defaults_the_pipeline_uses(
     text = " ".join(capsys.readouterr().out.split())
     assert f"stage-1 fitting iterations (default: {DEFAULT_FIT_ITERATIONS})" in text
     assert f"diversity iterations (default: {DiversitySettings().iterations})" in text
+
+
+def test_fit_help_states_the_default_iterations(capsys: pytest.CaptureFixture[str]) -> None:
+    # it said "default: FitSettings' default", a class the command line never shows
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"non-rigid iterations (default: {DEFAULT_FIT_ITERATIONS})" in text
