@@ -65,7 +65,7 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
     if not source.exists():
         raise FileNotFoundError(f"'{source}' does not exist; give a photo or a folder of photos")
     if mask is not None and not mask.exists():
-        raise FileNotFoundError(f"mask '{mask}' does not exist")
+        raise FileNotFoundError(f"mask '{mask}' does not exist; check the path")
     if source.is_file():
         if mask is not None and mask.is_dir():
             raise ValueError(f"'{source}' is one photo: give its mask file, not a folder")

@@ -311,6 +311,12 @@ def test_reconstruct_cli_reports_a_missing_input(
 ) -> None:
     assert main(["reconstruct", str(tmp_path / "nope.jpg"), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # a missing mask was named, without saying what to do
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"")
+    args = ["reconstruct", str(photo), "--mask", str(tmp_path / "nope.png")]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    assert "does not exist; check the path" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
