@@ -287,7 +287,7 @@ def resolve_model_dir(
     if local.exists() or text.count("/") != 1 or text.startswith((".", "/", "~")):
         raise WeightsError(
             f"'{text}' is neither a model directory nor a Hub repo id ('owner/name'); "
-            "build the default model with `python -m d3dface build-model` or give a repo id"
+            "check the path, or give a repo id"
         )
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import (

@@ -317,6 +317,13 @@ def test_reconstruct_cli_reports_a_missing_input(
     args = ["reconstruct", str(photo), "--mask", str(tmp_path / "nope.png")]
     assert main([*args, "--out", str(tmp_path / "out")]) == 2
     assert "does not exist; check the path" in capsys.readouterr().err
+    # a mistyped --model was answered "build the default model with build-model", which
+    # makes a face model, not the pipeline reconstruct loads
+    args = ["reconstruct", str(photo), "--model", str(tmp_path / "checkpoint")]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "neither a model directory nor a Hub repo id" in error
+    assert "check the path" in error and "build-model" not in error
 
 
 @pytest.mark.parametrize(
