@@ -140,3 +140,15 @@ def test_fit_help_states_the_default_iterations(capsys: pytest.CaptureFixture[st
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert f"non-rigid iterations (default: {DEFAULT_FIT_ITERATIONS})" in text
+
+
+def test_readme_gives_fit_mask_and_reconstruct_folders_of_their_own() -> None:
+    # README ran all three with --out out/: fit and mask then replaced reconstruct's fit.ply,
+    # overlay.png and mask.png (the mask it had used) while its metrics.json still listed them
+    outs: dict[str, set[str]] = {}
+    for line in (ROOT / "README.md").read_text().splitlines():
+        words = line.split()
+        if words[:3] == ["python", "-m", "d3dface"] and "--out" in words:
+            outs.setdefault(words[3], set()).add(words[words.index("--out") + 1])
+    fit, mask, reconstruct = outs["fit"], outs["mask"], outs["reconstruct"]
+    assert not fit & mask and not fit & reconstruct and not mask & reconstruct
