@@ -346,7 +346,8 @@ def fit_face(
     if visible.sum() < MIN_POSE_POINTS:
         raise ValueError(
             f"only {visible.sum()} of the face's {len(visible)} landmarks are visible; at least "
-            f"{MIN_POSE_POINTS} are needed (the occlusion mask hides almost the whole face)"
+            f"{MIN_POSE_POINTS} are needed (the occlusion mask hides almost the whole face); "
+            "paint only what covers the face (white = hidden, black = visible)"
         )
     points = landmarks.points[visible]
     crop = crop_face(photo, points, mask, settings.crop_size, settings.crop_margin)

@@ -106,6 +106,15 @@ def test_fit_bad_inputs_exit_2_with_one_clear_line(
     error = capsys.readouterr().err
     assert "mask is 30x40 pixels but the photo is" in error
     assert error.count("\n") == 1
+    # a mask that hides nearly all of the face said so, but not what to do
+    with Image.open(obama) as photo:
+        nearly_white = Image.new("L", photo.size, 255)
+    nearly_white.paste(0, (0, 0, 8, 8))
+    nearly_white.save(tmp_path / "nearly_white.png")
+    args = ["--mask", str(tmp_path / "nearly_white.png"), "--out", str(tmp_path / "c")]
+    assert main(["fit", str(obama), *args]) == 2
+    error = capsys.readouterr().err
+    assert "landmarks are visible" in error and "paint only what covers the face" in error
 
 
 def test_quick_fitting_benchmark_writes_both_files(tmp_path: Path) -> None:
