@@ -106,6 +106,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_build_model(args: argparse.Namespace) -> int:
     from d3dface.facemodel.build import BuildSettings, build_face_model
 
+    _check_out_folder(args.out)
     settings = BuildSettings.quick() if args.quick else BuildSettings()
     report = build_face_model(args.ict, args.out, settings, progress=not args.quiet)
     print(json.dumps({"out": str(args.out), **report.__dict__}, indent=2))

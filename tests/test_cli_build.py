@@ -47,6 +47,23 @@ def test_quick_build_makes_a_loadable_model(tmp_path: Path) -> None:
     assert report["reprojection"]["median_px"] < 10
 
 
+def test_build_refuses_an_out_that_is_a_file_before_building(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it built the whole model (1-2 minutes) and then stopped with "[Errno 17] File exists"
+    def no_build(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was built before --out was checked")
+
+    monkeypatch.setattr("d3dface.facemodel.build.build_face_model", no_build)
+    existing = tmp_path / "face_model"
+    existing.write_text("the user's file")
+    args = ["build-model", "--ict", str(ICT), "--out", str(existing), "--quick", "--quiet"]
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert "is a file; give a folder" in error and error.count("\n") == 1
+    assert existing.read_text() == "the user's file"
+
+
 def test_build_with_a_wrong_ict_folder_is_a_clear_error(tmp_path: Path, capsys) -> None:
     status = main(["build-model", "--ict", str(tmp_path), "--out", str(tmp_path / "o")])
     assert status == 2
