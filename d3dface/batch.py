@@ -60,7 +60,8 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
     Raises:
         FileNotFoundError: ``source`` or ``mask`` does not exist.
         ValueError: a folder holds no photos, a folder of photos is given a mask file, or a
-            photo's output folder is taken by a file.
+            photo's output folder is taken by a file or by another photo's results
+            (``a_jpg.png`` beside ``a.jpg`` and ``a.png``).
     """
     if not source.exists():
         raise FileNotFoundError(f"'{source}' does not exist; give a photo or a folder of photos")
@@ -108,7 +109,13 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
             f"folder '{source}' holds no photos (files ending in {', '.join(IMAGE_SUFFIXES)})"
         )
     items = [BatchItem(p, masks[p], out_dir / _folder_name(p, stems[p.stem] > 1)) for p in photos]
+    folders = Counter(item.out_dir for item in items)
     for item in items:
+        if folders[item.out_dir] > 1:
+            sharing = [other.image.name for other in items if other.out_dir == item.out_dir]
+            raise ValueError(
+                f"{' and '.join(sharing)} would both write into '{item.out_dir}'; rename one"
+            )
         if item.out_dir.exists() and not item.out_dir.is_dir():
             raise ValueError(
                 f"'{item.out_dir}' is a file, but {item.image.name}'s results go into a folder "

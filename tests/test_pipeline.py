@@ -214,6 +214,14 @@ def test_batch_folders_never_share_a_name(tmp_path: Path) -> None:
     assert [item.out_dir for item in single] == [tmp_path / "out"]
 
 
+def test_batch_photos_whose_folders_would_clash_are_refused(tmp_path: Path) -> None:
+    # a.jpg went into a_jpg/ (a.png shares its stem), and a_jpg.png then replaced it there
+    for name in ("a.jpg", "a.png", "a_jpg.png"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(ValueError, match=r"a\.jpg and a_jpg\.png would both write into .*a_jpg"):
+        list_inputs(tmp_path, None, tmp_path / "out")
+
+
 def test_batch_masks_may_lie_among_the_photos(tmp_path: Path) -> None:
     for name in ("a.jpg", "a_mask.png", "b.png", "c.jpg", "c_mask.png", "notes.txt"):
         (tmp_path / name).write_bytes(b"")
