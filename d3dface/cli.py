@@ -123,12 +123,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from d3dface.perception.working_size import width_height, working_photo
 
     _check_out_folder(args.out)
-    given = load_image(args.image)
-    mask = None if args.mask is None else load_mask(args.mask, given.shape)
-    model = FaceModel.from_pretrained(args.model, force_download=args.force_download)
     settings = FitSettings(use_local=not args.global_only)
     if args.iterations is not None:
         settings = replace(settings, iterations=args.iterations)
+    given = load_image(args.image)
+    mask = None if args.mask is None else load_mask(args.mask, given.shape)
+    model = FaceModel.from_pretrained(args.model, force_download=args.force_download)
     face = choose_face(given, args.face_index)
     work = working_photo(given, face.landmarks, mask)
     photo = work.photo

@@ -148,6 +148,9 @@ __all__ = [
 
 DEFAULT_ITERATIONS = 300
 """Non-rigid iterations; chosen from the accuracy / time measurements in the module docstring."""
+MAX_ITERATIONS = 10000
+"""Most non-rigid iterations a fit accepts (the app's quality preset uses 2000, about 30 s on
+one CPU thread; 10000 take a few minutes), as the diversity stage's limit."""
 
 _ROTATION_UNIT = 0.1  # radians per parameter unit
 _TRANSLATION_UNIT = (0.01, 0.01, 0.05)  # metres per parameter unit (x, y, depth)
@@ -216,8 +219,11 @@ class FitSettings:
     hull_margin: float | None = 0.1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.iterations, Integral) or self.iterations < 0:
-            raise ValueError(f"iterations must be a whole number >= 0, got {self.iterations!r}")
+        if not isinstance(self.iterations, Integral) or not 0 <= self.iterations <= MAX_ITERATIONS:
+            raise ValueError(
+                f"iterations must be a whole number from 0 to {MAX_ITERATIONS}, "
+                f"got {self.iterations!r}"
+            )
         if not 0.0 <= self.local_fraction <= 1.0:
             raise ValueError(f"local_fraction must be in [0, 1], got {self.local_fraction}")
         if self.optimizer not in ("adam", "sgd"):

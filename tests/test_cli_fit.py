@@ -100,6 +100,9 @@ def test_fit_bad_inputs_exit_2_with_one_clear_line(
     text.write_text("not a photo")
     assert main(["fit", str(text), "--out", str(tmp_path / "a")]) == 2
     assert "is not an image file" in capsys.readouterr().err
+    # no bound: 100000 iterations ran for hours (the diversity stage's stop at 10000)
+    assert main(["fit", str(obama), "--iterations", "100000", "--out", str(tmp_path / "a")]) == 2
+    assert "iterations must be a whole number from 0 to 10000" in capsys.readouterr().err
     small = tmp_path / "small.png"
     Image.fromarray(np.zeros((40, 30), np.uint8)).save(small)
     assert main(["fit", str(obama), "--mask", str(small), "--out", str(tmp_path / "b")]) == 2

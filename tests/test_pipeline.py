@@ -341,6 +341,7 @@ def test_reconstruct_cli_reports_a_missing_input(
         (["--formats", ","], "no mesh format given"),
         (["--iterations", "-3"], "iterations must be"),
         (["--fit-iterations", "-3"], "iterations must be"),
+        (["--fit-iterations", "100000"], "from 0 to 10000"),
         (["--out", "FILE"], "is a file; give a folder"),
         (["--out", "FILE/inside"], "which is a file"),
     ],
