@@ -842,7 +842,7 @@ def interpolation_mesh(store: RunStore, run_id: str | None, start: Any, end: Any
     if not 0.0 <= blend <= 1.0:
         raise ValueError(f"The blend must be between 0 and 1, got {blend}.")
     with torch.no_grad():
-        vertices = result.interpolate(first, second, 1.0 - blend).detach().cpu().numpy()
+        vertices = result.interpolate(first, second, blend).detach().cpu().numpy()
     for old in directory.glob("interp_*.glb"):
         old.unlink(missing_ok=True)
     colours = result.fit.colours.numpy()

@@ -327,12 +327,13 @@ def _loss_terms(
     }
 
 
-def interpolate(space: LatentSpace, code_a: Tensor, code_b: Tensor, alpha: float) -> Tensor:
-    """The mesh of ``z = alpha * z_a + (1 - alpha) * z_b`` (paper Sec. 1.6), (V, 3) metres.
+def interpolate(space: LatentSpace, code_a: Tensor, code_b: Tensor, t: float) -> Tensor:
+    """The mesh of ``z = (1 - t) * z_a + t * z_b`` (paper Sec. 1.6), (V, 3) metres.
 
-    ``code_a``, ``code_b``: (D,) codes of the same space; ``alpha`` in [0, 1] (1 gives a).
+    ``code_a``, ``code_b``: (D,) codes of the same space; ``t`` in [0, 1], b's share (0 gives
+    a, 1 gives b), as the CLI's ``interpolate --t`` and the app's blend slider.
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"the blend t must be in [0, 1], got {t}")
     with torch.no_grad():
-        return space.decode((alpha * code_a + (1.0 - alpha) * code_b)[None])[0]
+        return space.decode(((1.0 - t) * code_a + t * code_b)[None])[0]

@@ -223,7 +223,7 @@ def write_blends(
     colours = saved.colours.double().numpy()
     paths = []
     for share in shares:
-        vertices = interpolate(space, codes[first], codes[second], 1.0 - share).cpu().numpy()
+        vertices = interpolate(space, codes[first], codes[second], share).cpu().numpy()
         stem = f"blend_{first:02d}_{second:02d}_{round(100 * share):03d}"
         for suffix in suffixes:
             paths.append(export_mesh(out_dir / f"{stem}{suffix}", vertices, faces, colours))

@@ -127,14 +127,15 @@ class FaceResult:
     def n_samples(self) -> int:
         return self.samples.shape[0]
 
-    def interpolate(self, first: int, second: int, alpha: float) -> Tensor:
-        """The mesh between samples ``first`` (alpha = 1) and ``second`` (alpha = 0), (V, 3)."""
+    def interpolate(self, first: int, second: int, t: float) -> Tensor:
+        """The mesh between samples ``first`` (t = 0) and ``second`` (t = 1), (V, 3) metres:
+        their latent codes blended, ``(1 - t) z_first + t z_second``."""
         for index in (first, second):
             if not 0 <= index < self.n_samples:
                 raise ValueError(f"sample {index} does not exist; there are {self.n_samples}")
         device = self.space.mu.device
         codes = self.codes[first].to(device), self.codes[second].to(device)
-        return interpolate(self.space, *codes, alpha).cpu()
+        return interpolate(self.space, *codes, t).cpu()
 
     def save(self, out_dir: str | Path, formats: str | Sequence[str] | None = None) -> list[Path]:
         """Write the result's files (see :func:`d3dface.result_files.write_result`); ``formats``

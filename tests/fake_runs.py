@@ -27,8 +27,8 @@ class FakeResult:
         self.fit = SimpleNamespace(colours=torch.full((len(base), 3), 0.7))
         self.n_samples = n
 
-    def interpolate(self, first: int, second: int, alpha: float) -> torch.Tensor:
-        return alpha * self.samples[first] + (1 - alpha) * self.samples[second]
+    def interpolate(self, first: int, second: int, t: float) -> torch.Tensor:
+        return (1 - t) * self.samples[first] + t * self.samples[second]
 
     def save(self, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
         from d3dface.meshio import export_mesh

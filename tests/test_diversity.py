@@ -182,11 +182,11 @@ def test_interpolation_runs_between_two_codes(vae: MeshVAE, target: CompletionTa
     codes = space.initial_codes(2, torch.Generator().manual_seed(0))
     with torch.no_grad():
         ends = space.decode(codes)
-    assert torch.allclose(interpolate(space, codes[0], codes[1], 1.0), ends[0], atol=1e-6)
-    assert torch.allclose(interpolate(space, codes[0], codes[1], 0.0), ends[1], atol=1e-6)
+    assert torch.allclose(interpolate(space, codes[0], codes[1], 0.0), ends[0], atol=1e-6)
+    assert torch.allclose(interpolate(space, codes[0], codes[1], 1.0), ends[1], atol=1e-6)
     middle = interpolate(space, codes[0], codes[1], 0.5)
     assert torch.allclose(middle, space.decode(codes.mean(0, keepdim=True))[0], atol=1e-6)
-    with pytest.raises(ValueError, match="alpha"):
+    with pytest.raises(ValueError, match="blend t"):
         interpolate(space, codes[0], codes[1], 1.5)
 
 

@@ -30,7 +30,7 @@ def result_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch
     result = pipeline(TEST_PHOTO, n=3, seed=2, iterations=8, fit_iterations=30)
     folder = tmp_path_factory.mktemp("result")
     result.save(folder, formats="ply")
-    interpolated = result.interpolate(0, 2, 0.25)  # alpha is the first sample's share
+    interpolated = result.interpolate(0, 2, 0.75)  # t is the second sample's share
     return folder, torch.cat([result.samples, interpolated[None]])
 
 
@@ -52,7 +52,7 @@ def test_blends_at_the_ends_are_the_samples_and_between_match_the_api(
     assert np.allclose(_ply(tmp_path / "blend_00_02_100.ply"), _ply(folder / "sample_02.ply"))
     colours = trimesh.load(tmp_path / "blend_00_02_075.ply", process=False).visual.vertex_colors
     assert np.array_equal(colours, trimesh.load(folder / "sample_00.ply").visual.vertex_colors)
-    # t = 0.75 of the second sample is the API's alpha = 0.25 of the first
+    # the CLI's t = 0.75 is the API's
     between = _ply(tmp_path / "blend_00_02_075.ply")
     assert np.allclose(between, meshes[3].numpy(), atol=1e-6)
     assert not np.allclose(between, _ply(folder / "sample_00.ply"), atol=1e-4)
