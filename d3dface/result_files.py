@@ -88,6 +88,7 @@ def result_summary(result: FaceResult) -> dict:
         "metrics": {name: round(value, 4) for name, value in result.metrics.items()},
         "timings_s": result.timings,
         "settings": asdict(result.settings),
+        "fit_iterations": result.fit.settings.iterations,
         "mask_source": result.mask_source,
         "mask_notes": list(result.mask_notes),
         "face": result.face.summary(),

@@ -82,6 +82,7 @@ def test_pipeline_reconstructs_a_masked_photo(
     summary = json.loads((tmp_path / "metrics.json").read_text())
     assert summary["metrics"]["asd_ratio"] == pytest.approx(result.metrics["asd_ratio"], 1e-3)
     assert summary["settings"]["n_samples"] == 3
+    assert summary["fit_iterations"] == result.fit.settings.iterations == FAST["fit_iterations"]
     grid = np.asarray(Image.open(tmp_path / "grid.png"))
     assert grid.ndim == 3 and grid.std() > 10  # renders, not a blank page
     # no formats named: the default GLB and PLY
