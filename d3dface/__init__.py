@@ -7,6 +7,7 @@ that ``import d3dface`` stays light).
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 # Reproducible results on CPU: with two threads a fit changed in its last bits from run to run
@@ -14,9 +15,13 @@ from typing import TYPE_CHECKING, Any
 # with one thread it did not. torch takes its default thread count from MKL_NUM_THREADS, so
 # this makes d3dface single-threaded unless the caller sets a thread count (an explicit
 # torch.set_num_threads(n) is faster but not bit-reproducible). Photo to 8 meshes: 11.0 s on
-# one thread, 8.4 s on two (python -m d3dface.bench speed --threads 1 / --threads 2). It is
-# read when torch starts, so it takes effect when d3dface is imported before torch.
+# one thread, 8.4 s on two (python -m d3dface.bench speed --threads 1 / --threads 2). torch
+# reads it when it starts; when torch was imported first, it is set here instead (with
+# `import torch` first, two threads gave samples up to 0.47 mm apart from one call to the next).
+_THREADS_CHOSEN = "MKL_NUM_THREADS" in os.environ
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+if not _THREADS_CHOSEN and "torch" in sys.modules:
+    sys.modules["torch"].set_num_threads(1)
 
 __version__ = "0.1.0"
 __all__ = ["Diverse3DFace", "FaceResult", "__version__"]
