@@ -16,6 +16,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 __all__ = [
+    "MAX_PIXELS",
+    "MAX_SIDE",
     "MIN_SIDE",
     "ImageError",
     "ImageSource",
@@ -25,6 +27,12 @@ __all__ = [
 
 MIN_SIDE = 32
 """Smallest accepted image side in pixels; anything smaller cannot hold a usable face."""
+MAX_PIXELS = 64_000_000
+"""Largest accepted image by default, in pixels: above the 48 and 50 megapixels of phone
+cameras' full-size photos (an 8000 x 6000 photo decodes to 144 MB), below what would decode to
+gigabytes from a small, highly compressed file."""
+MAX_SIDE = 20_000
+"""Longest accepted image side by default, in pixels."""
 
 _FIX_HINT = "use a JPEG or PNG photo"
 
@@ -38,8 +46,8 @@ ImageSource = str | Path | bytes | np.ndarray | Image.Image
 
 def load_image(
     source: ImageSource,
-    max_pixels: int = 40_000_000,
-    max_side: int = 20_000,
+    max_pixels: int = MAX_PIXELS,
+    max_side: int = MAX_SIDE,
 ) -> np.ndarray:
     """Load a photo as an upright RGB ``uint8`` array.
 

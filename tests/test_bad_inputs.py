@@ -112,7 +112,7 @@ def test_a_photo_over_the_size_limit_is_one_line_that_says_shrink_it(
 ) -> None:
     # the line ended "(or raise max_pixels if you trust it)": no option of the CLI (nor of
     # the pipeline, which loads with the default limits) can
-    huge = _save(Image.new("1", (10_000, 5_000)), tmp_path / "huge.png")  # 50 megapixels
+    huge = _save(Image.new("1", (10_000, 7_000)), tmp_path / "huge.png")  # 70 megapixels
     out = tmp_path / "out"
     assert main(["reconstruct", str(huge), "--quiet", "-n", "2", "--out", str(out)]) == 2
     error = capsys.readouterr().err

@@ -235,6 +235,13 @@ def test_huge_header_refused_before_decoding(tmp_path: Path) -> None:
     assert "50,000,000" in str(info.value)
 
 
+def test_a_phones_full_size_photo_loads(tmp_path: Path) -> None:
+    # 48 megapixels (8000 x 6000) was refused by a 40-megapixel limit
+    path = tmp_path / "phone.png"
+    Image.new("1", (8000, 6000)).save(path)
+    assert load_image(path).shape == (6000, 8000, 3)
+
+
 def test_pillow_decompression_bomb_is_an_image_error(tmp_path: Path) -> None:
     path = tmp_path / "bomb.png"
     Image.new("1", (15_000, 15_000)).save(path)  # above 2 * PIL.Image.MAX_IMAGE_PIXELS
