@@ -16,6 +16,7 @@ from d3dface.bench.occluders import draw_plain_face_mask
 from d3dface.cli import main
 from d3dface.imageio import load_image
 from d3dface.perception.landmarks import NoFaceError, detect_face
+from d3dface.perception.occlusion_mask import load_mask
 
 TEST_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "test_images"
 FAST = {"n": 2, "iterations": 3, "fit_iterations": 10, "mask_method": "none"}
@@ -220,6 +221,28 @@ def test_a_mask_file_of_zeros_and_ones_hides_its_ones(
     result = pipeline(photo, mask=path, **FAST)
     np.testing.assert_array_equal(result.mask, lower_face_mask)
     assert bool(result.target.occluded.any()) and result.metrics
+
+
+@pytest.mark.parametrize("paint", ["red on transparent", "white on transparent palette"])
+def test_a_mask_painted_on_a_transparent_layer_hides_its_opaque_strokes(
+    photo: np.ndarray, lower_face_mask: np.ndarray, tmp_path: Path, paint: str
+) -> None:
+    # its alpha was dropped: red strokes read as visible (grey below 128), and strokes over
+    # transparent white as hidden all over
+    if paint.startswith("red"):
+        layer = np.zeros((*lower_face_mask.shape, 4), np.uint8)
+        layer[..., :3] = 255  # transparent white around the strokes
+        layer[lower_face_mask] = (230, 20, 20, 255)
+        image = Image.fromarray(layer, "RGBA")
+    else:
+        image = Image.fromarray(lower_face_mask.astype(np.uint8), "P")
+        image.putpalette([0, 0, 0, 255, 255, 255])
+        image.info["transparency"] = 0
+    path = _save(image, tmp_path / "strokes.png")
+    np.testing.assert_array_equal(load_mask(path, photo.shape), lower_face_mask)
+    opaque = _save(image.convert("RGB"), tmp_path / "opaque.png")  # read by brightness
+    expected = lower_face_mask if paint.startswith("white") else ~lower_face_mask  # bright
+    np.testing.assert_array_equal(load_mask(opaque, photo.shape), expected)
 
 
 def test_an_empty_mask_means_nothing_is_hidden(pipeline: Diverse3DFace, photo: np.ndarray) -> None:

@@ -92,9 +92,11 @@ def read_mask_image(source: str | Path | bytes) -> np.ndarray:
     """Decode a mask image (PNG etc.; white or any bright pixel = occluded) at its own size.
 
     ``source`` is the image file's path or its bytes. The EXIF orientation is applied as for
-    photos; colour masks are converted to grey and thresholded at 128; transparency is
-    ignored. A mask whose brightest pixel is 1 (a 0/1 mask, as ``Image.fromarray(
-    mask.astype(np.uint8))`` saves a bool array) has its 1s hidden, as an array mask would.
+    photos; colour masks are converted to grey and thresholded at 128. A mask whose
+    brightest pixel is 1 (a 0/1 mask, as ``Image.fromarray(mask.astype(np.uint8))`` saves a
+    bool array) has its 1s hidden, as an array mask would. A mask with transparent and opaque
+    pixels (strokes painted on a transparent layer) hides its opaque ones (alpha >= 128),
+    whatever their colour; a mask opaque all over is read by its brightness.
 
     Returns:
         ``(h, w)`` bool, True = hidden, the image's own size (not checked against a photo).
@@ -113,11 +115,17 @@ def read_mask_image(source: str | Path | bytes) -> np.ndarray:
         opened, label = path, f"The mask file '{path}'"
     try:
         with Image.open(opened) as image:
-            grey = np.asarray(ImageOps.exif_transpose(image).convert("L"))
+            upright = ImageOps.exif_transpose(image)
+            alpha = None
+            if upright.has_transparency_data:  # an alpha channel, or a transparent colour
+                alpha = np.asarray(upright.convert("RGBA").getchannel("A"))
+            grey = np.asarray(upright.convert("L"))
     except (OSError, ValueError) as exc:
         raise ImageError(
             f"{label} is not an image file (could not decode it as a mask); use a PNG, white "
             "where the face is hidden."
         ) from exc
+    if alpha is not None and alpha.min(initial=255) < 128 <= alpha.max(initial=0):
+        return alpha >= 128
     # a 0/1 mask looks black all over, but its 1s are what it hides (check_mask: nonzero)
     return grey >= (1 if grey.max(initial=0) == 1 else 128)
