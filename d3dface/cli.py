@@ -259,11 +259,12 @@ def _print_face_note(face: Mapping[str, Any], image: str | None = None) -> None:
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
-    from d3dface.latents_file import blend_shares, load_latents, write_blends
+    from d3dface.latents_file import blend_shares, check_pair, load_latents, write_blends
 
     shares = blend_shares(args.t)
     formats = mesh_suffixes(args.formats)
-    load_latents(args.result)  # a missing or damaged file is named before the models load
+    # a missing or damaged file, or samples it cannot blend, are named before the models load
+    check_pair(load_latents(args.result), args.result, args.first, args.second)
     out = args.result if args.out is None else args.out
     _check_out_folder(out)
     pipeline = Diverse3DFace.from_pretrained(

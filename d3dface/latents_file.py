@@ -34,6 +34,7 @@ __all__ = [
     "LATENTS_NAME",
     "SavedLatents",
     "blend_shares",
+    "check_pair",
     "load_latents",
     "save_latents",
     "vae_fingerprint",
@@ -169,6 +170,26 @@ def blend_shares(text: str) -> list[float]:
     return shares
 
 
+def check_pair(saved: SavedLatents, folder: Path, first: int, second: int) -> None:
+    """Refuse two sample numbers that cannot be blended: one the folder does not hold, or the
+    same sample twice (its blends are all that sample).
+
+    Raises:
+        ValueError: the message says which and what to give.
+    """
+    count = saved.codes.shape[0]
+    for index in (first, second):
+        if not 0 <= index < count:
+            raise ValueError(
+                f"sample {index} does not exist in '{folder}': it holds samples 0 to {count - 1}"
+            )
+    if first == second:
+        raise ValueError(
+            f"samples {first} and {second} are the same sample, and every blend of it is "
+            "itself; give two different samples"
+        )
+
+
 def write_blends(
     pipeline: Diverse3DFace,
     folder: Path,
@@ -195,16 +216,11 @@ def write_blends(
         like the samples.
 
     Raises:
-        FileNotFoundError, ValueError: see :func:`load_latents`; a sample that does not
-            exist; codes made by another Mesh-VAE or for another mesh.
+        FileNotFoundError, ValueError: see :func:`load_latents` and :func:`check_pair`;
+            codes made by another Mesh-VAE or for another mesh.
     """
     saved = load_latents(folder)
-    count = saved.codes.shape[0]
-    for index in (first, second):
-        if not 0 <= index < count:
-            raise ValueError(
-                f"sample {index} does not exist in '{folder}': it holds samples 0 to {count - 1}"
-            )
+    check_pair(saved, folder, first, second)
     vae = pipeline.vae
     if saved.mesh_vae != vae_fingerprint(vae):
         raise ValueError(

@@ -80,6 +80,7 @@ def test_a_new_result_in_the_folder_removes_the_old_blends(
     ("sample_args", "message"),
     [
         (["0", "3"], "sample 3 does not exist"),
+        (["1", "1"], "the same sample"),  # wrote five copies of sample 1
         (["0", "1", "--t", "0.5,1.5"], "between 0 and 1; got 1.5"),
         (["0", "1", "--t", "half"], "must be numbers"),
         (["0", "1", "--t", "0.501,0.504"], "at least 0.01 apart"),
@@ -92,7 +93,12 @@ def test_bad_requests_are_one_line_errors(
     capsys: pytest.CaptureFixture[str],
     sample_args: list[str],
     message: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    def no_models(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the models were loaded before the request was checked")
+
+    monkeypatch.setattr(Diverse3DFace, "from_pretrained", no_models)
     folder, _ = result_folder
     assert main(["interpolate", str(folder), *sample_args, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
