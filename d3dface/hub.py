@@ -300,8 +300,8 @@ def resolve_model_dir(
     patterns = (files,) if isinstance(files, str) else files
     if force_download and constants.HF_HUB_OFFLINE:
         raise WeightsError(
-            f"force_download needs the Hub, but HF_HUB_OFFLINE=1: unset HF_HUB_OFFLINE to "
-            f"download '{text}' again"
+            "force_download (--force-download) needs the Hub, but HF_HUB_OFFLINE=1: unset "
+            f"HF_HUB_OFFLINE to download '{text}' again"
         )
     try:
         if force_download:

@@ -255,6 +255,7 @@ def test_an_empty_mask_means_nothing_is_hidden(pipeline: Diverse3DFace, photo: n
     ("option", "value", "message"),
     [
         ("n", 0, "number of samples"),
+        ("n", 2.5, r"number of samples \(n\) must be a whole number"),
         ("n", 10_000, "number of samples"),
         ("k", -1.0, "k must"),
         ("n_sigma", 1e9, "n_sigma"),

@@ -215,7 +215,10 @@ def test_a_corrupt_cached_file_is_named_with_how_to_download_it_again(linked_cac
     assert "force_download=True" in message and "--force-download" in message
     assert f"delete '{weights}'" in message and str(blob) in message
     # force_download needs the Hub: offline it is refused rather than silently ignored
-    with pytest.raises(WeightsError, match="force_download needs the Hub, but HF_HUB_OFFLINE=1"):
+    with pytest.raises(
+        WeightsError,
+        match=r"force_download \(--force-download\) needs the Hub, but HF_HUB_OFFLINE=1",
+    ):
         Diverse3DFace.from_pretrained(REPO_ID, force_download=True)
 
 
