@@ -245,14 +245,14 @@ def test_a_photo_with_two_faces_runs_on_the_face_picked(
     page.wait_for_function(
         "document.querySelector('#mask-status').innerText.startsWith('Upload a photo')"
     )
-    assert _editor_spread(page, "08_example_removed.png") < 20  # an empty editor
+    assert _editor_spread(page, "09_example_removed.png") < 20  # an empty editor
     page.locator("#photo input[type=file]").set_input_files(tmp_path / "group.jpg")
     assert "this is the largest" in _wait_for_mask(page)
     page.locator("#face").get_by_text("2nd largest").click()
     page.wait_for_function(
         "document.querySelector('#mask-status').innerText.includes('the 2nd largest')"
     )
-    page.locator("#mask-status").screenshot(path=ARTIFACTS / "09_two_faces_status.png")
+    page.locator("#mask-status").screenshot(path=ARTIFACTS / "10_two_faces_status.png")
     _start_run(page, 2)
     running = page.get_by_role("button", name="Reconstructing")
     running.wait_for()
