@@ -114,11 +114,11 @@ class DiversitySettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        named = {"n_samples": "the number of samples (n)", "iterations": "iterations"}
         for name in ("n_samples", "iterations", "seed", "photometric_size"):
             value = getattr(self, name)
             if not isinstance(value, Integral) or isinstance(value, bool):
-                raise ValueError(f"{named.get(name, name)} must be a whole number, got {value!r}")
+                named = "the number of samples (n)" if name == "n_samples" else name
+                raise ValueError(f"{named} must be a whole number, got {value!r}")
         if not 1 <= self.n_samples <= 64:
             raise ValueError(f"the number of samples must be 1 to 64, got {self.n_samples}")
         if not 0.0 < self.k <= 100.0:
