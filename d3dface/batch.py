@@ -15,6 +15,12 @@ from typing import Any
 from tqdm import tqdm
 
 from d3dface.pipeline import Diverse3DFace
+from d3dface.result_files import (
+    METRICS_NAME,
+    RESULT_MARKERS,
+    RESULT_PICTURES,
+    check_inputs_kept,
+)
 
 __all__ = ["BatchInputs", "BatchItem", "list_inputs", "reconstruct_all"]
 
@@ -51,7 +57,10 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
     are both photos, ``a_jpg_mask.png`` names the mask of ``a.jpg`` alone. So the masks may
     lie among the photos, and no photo is ever taken for another's mask. Photos without one
     get the automatic mask. A file named as a photo's mask (``a_mask.png`` beside ``a.jpg``)
-    is not a photo; one left unused is listed in ``ignored`` with how to use it.
+    is not a photo; one left unused is listed in ``ignored`` with how to use it. Nor are the
+    pictures of an earlier result written into the folder (those its ``metrics.json`` or
+    ``fit.json`` lists, :data:`~d3dface.result_files.RESULT_MARKERS`), nor photos in its
+    subfolders; subfolders holding photos are listed in ``ignored``.
 
     Each photo writes into ``out_dir / <photo name without suffix>`` (``out_dir`` itself for
     a single photo); photos that share a name up to the suffix (``a.jpg``, ``a.png``) keep it
@@ -59,9 +68,10 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
 
     Raises:
         FileNotFoundError: ``source`` or ``mask`` does not exist.
-        ValueError: a folder holds no photos, a folder of photos is given a mask file, or a
+        ValueError: a folder holds no photos, a folder of photos is given a mask file, a
             photo's output folder is taken by a file or by another photo's results
-            (``a_jpg.png`` beside ``a.jpg`` and ``a.png``).
+            (``a_jpg.png`` beside ``a.jpg`` and ``a.png``), or a photo or mask would be
+            replaced by a picture of the results (``--out`` holding a photo ``overlay.png``).
     """
     if not source.exists():
         raise FileNotFoundError(f"'{source}' does not exist; give a photo or a folder of photos")
@@ -70,17 +80,28 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
     if source.is_file():
         if mask is not None and mask.is_dir():
             raise ValueError(f"'{source}' is one photo: give its mask file, not a folder")
-        return BatchInputs([BatchItem(source, mask, out_dir)], [])
+        return _checked(BatchInputs([BatchItem(source, mask, out_dir)], []))
     if mask is not None and not mask.is_dir():
         raise ValueError(
             f"'{source}' is a folder: --mask must be a folder of masks named after the photos "
             "(a.jpg -> a_mask.png or a.png)"
         )
-    files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
+    visible = sorted(p for p in source.iterdir() if not p.name.startswith("."))
+    earlier = _earlier_result_files(source)
+    files = [p for p in visible if p.is_file() and p.name not in earlier]
     ignored = [
+        f"{name}: written by an earlier run (listed in its {earlier[name]})" for name in earlier
+    ]
+    ignored += [
         f"{p.name}: not a photo (its suffix is none of {', '.join(IMAGE_SUFFIXES)})"
         for p in files
         if p.suffix.lower() not in IMAGE_SUFFIXES
+    ]
+    subfolders = [p.name for p in visible if p.is_dir() and _holds_photos(p)]
+    ignored += [
+        f"{name}/: a folder; photos in folders inside the photos folder are not read (give "
+        f"{source / name} to reconstruct its photos)"
+        for name in subfolders
     ]
     candidates = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     owners = {p: _photo_named_by_mask(p, candidates) for p in candidates}
@@ -105,8 +126,10 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
         else:
             ignored.append(f"{p.name}: named as a mask; {owner.name}'s is {masks[owner]}")
     if not photos:
+        unread = f"; photos in its folders ({', '.join(subfolders)}) are not read"
         raise ValueError(
             f"folder '{source}' holds no photos (files ending in {', '.join(IMAGE_SUFFIXES)})"
+            + (unread if subfolders else "")
         )
     items = [BatchItem(p, masks[p], out_dir / _folder_name(p, stems[p.stem] > 1)) for p in photos]
     folders = Counter(item.out_dir for item in items)
@@ -121,7 +144,40 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
                 f"'{item.out_dir}' is a file, but {item.image.name}'s results go into a folder "
                 "of that name; move the file or choose another --out"
             )
-    return BatchInputs(items, ignored)
+    return _checked(BatchInputs(items, ignored))
+
+
+def _checked(inputs: BatchInputs) -> BatchInputs:
+    """``inputs``, once no photo or mask of it is found to be a picture its results replace
+    (:func:`~d3dface.result_files.check_inputs_kept`)."""
+    for item in inputs.items:
+        check_inputs_kept(item.out_dir, RESULT_PICTURES, {"photo": item.image, "mask": item.mask})
+    return inputs
+
+
+def _earlier_result_files(folder: Path) -> dict[str, str]:
+    """The pictures in ``folder`` of an earlier result written there, by name, each with the
+    summary that lists it (``{"overlay.png": "metrics.json"}``); a summary that cannot be read
+    names none."""
+    found: dict[str, str] = {}
+    for marker in RESULT_MARKERS:
+        try:
+            listed = json.loads((folder / marker).read_text()).get("files")
+        except (OSError, ValueError, AttributeError):
+            continue
+        for name in listed if isinstance(listed, list) else []:
+            is_picture = isinstance(name, str) and Path(name).suffix.lower() in IMAGE_SUFFIXES
+            if is_picture and (folder / name).is_file():
+                found.setdefault(name, marker)
+    return found
+
+
+def _holds_photos(folder: Path) -> bool:
+    """True when ``folder`` holds a file with an image suffix and no earlier result (a
+    subfolder written by a folder run is not a folder of photos)."""
+    if any((folder / marker).is_file() for marker in RESULT_MARKERS):
+        return False
+    return any(path.suffix.lower() in IMAGE_SUFFIXES for path in folder.iterdir())
 
 
 def _folder_name(photo: Path, stem_shared: bool) -> str:
@@ -220,9 +276,12 @@ def reconstruct_all(
             result = pipeline(item.image, mask=item.mask, progress=stage, **options)
             result.save(item.out_dir, formats)
         except (ValueError, OSError, RuntimeError) as err:
-            failed.append({"image": str(item.image), "error": str(err)})
+            error = str(err)
+            if (item.out_dir / METRICS_NAME).is_file():
+                error += f" ('{item.out_dir}' still holds an earlier run's results)"
+            failed.append({"image": str(item.image), "error": error})
             if summary_dir is not None:
-                message = f"error: {item.image}: {err} (skipped; the others go on)"
+                message = f"error: {item.image}: {error} (skipped; the others go on)"
                 bar.write(message, file=sys.stderr)
         else:
             done.append(

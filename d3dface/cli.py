@@ -28,10 +28,12 @@ from d3dface.fitting import DEFAULT_ITERATIONS as DEFAULT_FIT_ITERATIONS
 from d3dface.hub import CHECKPOINTS_DIR
 from d3dface.perception.landmarks import size_rank
 from d3dface.pipeline import MASK_METHODS, Diverse3DFace, run_settings
-from d3dface.result_files import DEFAULT_MESH_FORMATS, mesh_suffixes
+from d3dface.result_files import DEFAULT_MESH_FORMATS, check_inputs_kept, mesh_suffixes
 from d3dface.space_upload import PROJECT_DIR
 
 DEFAULT_FACE_MODEL = CHECKPOINTS_DIR / "face_model"
+MASK_FILES = ("mask.png", "overlay.png")
+"""What the ``mask`` command writes: the mask, and the photo with the mask drawn over it."""
 
 
 def _check_out_folder(out: Path) -> None:
@@ -64,6 +66,8 @@ def _non_negative_int(text: str) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from d3dface.facemodel.model import FaceModel
     from d3dface.facemodel.storage import face_model_dir
 
@@ -82,7 +86,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         f"landmarks       {model.n_landmarks} (mediapipe face mesh embedding)",
         f"joints          {', '.join(model.joint_names) or 'none (jaw via expression jawOpen)'}",
         "files",
-        *(f"  {p.name:<22} {p.stat().st_size / 1e6:8.2f} MB" for p in files),
+        *(f"  {p.name:<22} {tqdm.format_sizeof(p.stat().st_size, 'B'):>8}" for p in files),
         f"licence         {config.get('licence', 'not recorded')}",
     ]
     report = directory / "build_report.json"
@@ -115,7 +119,7 @@ def _cmd_build_model(args: argparse.Namespace) -> int:
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from d3dface.facemodel.model import FaceModel
-    from d3dface.fit_outputs import write_fit_outputs
+    from d3dface.fit_outputs import FIT_FILES, write_fit_outputs
     from d3dface.fitting import FitSettings, fit_face
     from d3dface.imageio import load_image
     from d3dface.perception.landmarks import choose_face
@@ -123,6 +127,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from d3dface.perception.working_size import width_height, working_photo
 
     _check_out_folder(args.out)
+    check_inputs_kept(args.out, FIT_FILES, {"photo": args.image, "mask": args.mask})
     settings = FitSettings(use_local=not args.global_only)
     if args.iterations is not None:
         settings = replace(settings, iterations=args.iterations)
@@ -162,14 +167,16 @@ def _cmd_mask(args: argparse.Namespace) -> int:
     from d3dface.perception.occlusion import segment_occlusion
 
     _check_out_folder(args.out)
+    check_inputs_kept(args.out, MASK_FILES, {"photo": args.image})
     photo = load_image(args.image)
     model = FaceModel.from_pretrained(args.model, force_download=args.force_download)
     face = choose_face(photo, args.face_index)
     found = segment_occlusion(photo, model, landmarks=face.landmarks, method=args.method)
     args.out.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(found.mask).convert("L").save(args.out / "mask.png")
+    mask_name, overlay_name = MASK_FILES
+    Image.fromarray(found.mask).convert("L").save(args.out / mask_name)
     overlay = draw_mask_overlay(photo, found.mask, found.face_region)
-    Image.fromarray(overlay).save(args.out / "overlay.png")
+    Image.fromarray(overlay).save(args.out / overlay_name)
     hidden = int((~found.landmark_visible).sum())
     print(
         f"wrote mask.png and overlay.png to {args.out}: the {found.source} mask hides "
@@ -222,13 +229,18 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         show_progress=not args.quiet,
         summary_dir=args.out if folder else None,
     )
-    for entry in summary["done"]:
+    done = summary["done"]
+    shared_notes = _notes_of_every_photo(done)
+    for entry in done:
         print(
             f"{entry['image']} -> {entry['out_dir']}: {_figures(entry)}, {entry['seconds']:.1f} s"
         )
         for note in entry["mask_notes"]:
-            print(f"note: {entry['image']}: {note}")
+            if note not in shared_notes:
+                print(f"note: {entry['image']}: {note}")
         _print_face_note(entry["face"], entry["image"])
+    for note in shared_notes:
+        print(f"note: all {len(done)} photos: {note}")
     failed = summary["failed"]
     if not failed:
         return 0
@@ -242,6 +254,15 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _notes_of_every_photo(done: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The mask notes that every photo of a run of several got (the automatic mask's
+    method, say), to print once rather than once per photo; none for a single photo."""
+    if len(done) < 2:
+        return []
+    first, *others = (entry["mask_notes"] for entry in done)
+    return [note for note in first if all(note in notes for notes in others)]
 
 
 def _print_face_note(face: Mapping[str, Any], image: str | None = None) -> None:

@@ -15,7 +15,10 @@ from d3dface.meshio import export_mesh
 from d3dface.overlay import draw_overlay, head_faces
 from d3dface.visibility import VISIBILITY_NAMES, visibility_colours
 
-__all__ = ["fit_summary", "write_fit_outputs"]
+__all__ = ["FIT_FILES", "fit_summary", "write_fit_outputs"]
+
+FIT_FILES = ("fit.ply", "fit.glb", "overlay.png", "fit.json")
+"""The files :func:`write_fit_outputs` writes: the mesh twice, the overlay, the summary."""
 
 
 def fit_summary(fit: FitResult, model: FaceModel) -> dict:
@@ -74,16 +77,13 @@ def write_fit_outputs(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    ply_name, glb_name, overlay_name, summary_name = FIT_FILES
     vertices, faces = fit.vertices.numpy(), model.faces.numpy()
     colours = visibility_colours(fit.visibility)
-    files = [
-        export_mesh(out_dir / "fit.ply", vertices, faces, colours),
-        export_mesh(out_dir / "fit.glb", vertices, faces, colours),
-    ]
+    export_mesh(out_dir / ply_name, vertices, faces, colours)
+    export_mesh(out_dir / glb_name, vertices, faces, colours)
     overlay = draw_overlay(photo, fit, head_faces(model))
-    Image.fromarray(overlay).save(out_dir / "overlay.png")
-    files.append(out_dir / "overlay.png")
-    summary = {**extra, **fit_summary(fit, model), "files": [p.name for p in files]}
-    summary["files"].append("fit.json")
-    (out_dir / "fit.json").write_text(json.dumps(summary, indent=2) + "\n")
+    Image.fromarray(overlay).save(out_dir / overlay_name)
+    summary = {**extra, **fit_summary(fit, model), "files": list(FIT_FILES)}
+    (out_dir / summary_name).write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -33,6 +33,7 @@ from PIL import Image
 from torch import Tensor
 
 from d3dface.figures import head_part, heat_colours, sample_grid, spread_image
+from d3dface.fit_outputs import FIT_FILES
 from d3dface.latents_file import BLEND_STEM, LATENTS_NAME, save_latents
 from d3dface.meshio import MESH_FORMATS, export_mesh
 from d3dface.overlay import draw_overlay
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MESH_FORMATS",
+    "METRICS_NAME",
+    "RESULT_MARKERS",
+    "RESULT_PICTURES",
+    "check_inputs_kept",
     "mesh_suffixes",
     "result_summary",
     "sample_mesh_path",
@@ -52,6 +57,17 @@ __all__ = [
 
 DEFAULT_MESH_FORMATS = ("glb", "ply")
 """The sample meshes' formats when none are named."""
+
+RESULT_PICTURES = ("mask.png", "overlay.png", "grid.png", "spread.png")
+"""The pictures :func:`write_result` writes into a result folder."""
+
+METRICS_NAME = "metrics.json"
+"""The summary :func:`write_result` writes beside a result's files."""
+
+RESULT_MARKERS = (METRICS_NAME, FIT_FILES[-1])
+"""The summaries a ``reconstruct`` (:func:`write_result`) or ``fit`` run writes beside its
+files (``metrics.json``, ``fit.json``), each listing them under ``"files"``: how a folder
+holding an earlier result is known."""
 
 _SAMPLE_STEM = re.compile(r"sample_\d+")
 """Stems of the sample meshes :func:`write_result` writes (:func:`sample_mesh_path`)."""
@@ -106,6 +122,29 @@ def result_summary(result: FaceResult) -> dict:
         "landmark_error_px": round(result.fit.landmark_error_px, 3),
         "meshes": "model space, metres, +y up, +z out of the face",
     }
+
+
+def check_inputs_kept(
+    out_dir: Path, written: Sequence[str], inputs: dict[str, Path | None]
+) -> None:
+    """Refuse a run that would write over one of its own inputs (a photo named
+    ``overlay.png`` in the ``--out`` folder, a mask ``mask.png`` there).
+
+    Args:
+        out_dir: the folder the run writes into. written: the names it writes there.
+        inputs: the inputs by what they are ("photo", "mask"); None where not given.
+
+    Raises:
+        ValueError: an input is one of the files the run writes.
+    """
+    targets = {(out_dir / name).resolve(): name for name in written}
+    for role, path in inputs.items():
+        name = None if path is None else targets.get(path.resolve())
+        if name is not None:
+            raise ValueError(
+                f"the {role} '{path}' would be replaced by the {name} this run writes into "
+                f"'{out_dir}'; choose another --out (or rename the {role})"
+            )
 
 
 def _remove_earlier_meshes(out_dir: Path) -> None:
@@ -182,20 +221,20 @@ def write_result(
     )
     keep, head_faces = head_part(result.head_faces, result.samples.shape[1])
     heads = result.samples[:, keep]
-    pictures = {
-        "mask.png": mask_to_size(result.mask, result.photo_size).astype(np.uint8) * 255,
-        "overlay.png": draw_overlay(result.photo, result.fit, result.head_faces),
-        "grid.png": sample_grid(heads, head_faces),
-        "spread.png": spread_image(heads.mean(0), result.spread_mm[keep], head_faces),
-    }
-    for name, picture in pictures.items():
+    pictures = (
+        mask_to_size(result.mask, result.photo_size).astype(np.uint8) * 255,
+        draw_overlay(result.photo, result.fit, result.head_faces),
+        sample_grid(heads, head_faces),
+        spread_image(heads.mean(0), result.spread_mm[keep], head_faces),
+    )
+    for name, picture in zip(RESULT_PICTURES, pictures, strict=True):
         path = out_dir / name
         Image.fromarray(picture).save(path)
         paths.append(path)
     paths.append(save_latents(result, out_dir / LATENTS_NAME))
     summary = {**result_summary(result), "files": [path.name for path in paths]}
-    summary["files"].append("metrics.json")
-    metrics_path = out_dir / "metrics.json"
+    summary["files"].append(METRICS_NAME)
+    metrics_path = out_dir / METRICS_NAME
     metrics_path.write_text(json.dumps(summary, indent=2) + "\n")
     paths.append(metrics_path)
     return paths

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,8 @@ def test_info_prints_the_shipped_model(capsys) -> None:
         "landmark error",
     ):
         assert expected in text
+    # a file of 880 bytes was listed as "0.00 MB"
+    assert "0.00 MB" not in text and re.search(r"build_report\.json +\d+B", text)
 
 
 def test_info_on_a_missing_model_is_a_clear_error(tmp_path: Path, capsys) -> None:

@@ -118,6 +118,13 @@ def test_fit_bad_inputs_exit_2_with_one_clear_line(
     assert main(["fit", str(obama), *args]) == 2
     error = capsys.readouterr().err
     assert "landmarks are visible" in error and "paint only what covers the face" in error
+    # fit photos/overlay.png --out photos/ replaced the photo with its overlay
+    (tmp_path / "overlay.png").write_bytes(obama.read_bytes())
+    assert main(["fit", str(tmp_path / "overlay.png"), "--out", str(tmp_path)]) == 2
+    assert "photo '" in capsys.readouterr().err
+    assert (tmp_path / "overlay.png").read_bytes() == obama.read_bytes()
+    assert main(["mask", str(tmp_path / "overlay.png"), "--out", str(tmp_path)]) == 2
+    assert "would be replaced by the overlay.png" in capsys.readouterr().err
 
 
 def test_quick_fitting_benchmark_writes_both_files(tmp_path: Path) -> None:

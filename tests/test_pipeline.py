@@ -286,6 +286,49 @@ def test_batch_masks_are_found_whatever_the_case_of_their_suffix(tmp_path: Path)
     assert [item.mask for item in other.items] == [None, masks / "IMG_2.Png"]
 
 
+def test_inputs_that_a_result_would_replace_are_refused(tmp_path: Path) -> None:
+    # reconstruct photos/overlay.png --out photos/ replaced the photo with its own overlay,
+    # and a mask mask.png in --out with the result's copy of it
+    (tmp_path / "overlay.png").write_bytes(b"a photo")
+    (tmp_path / "face.jpg").write_bytes(b"a photo")
+    (tmp_path / "mask.png").write_bytes(b"a mask")
+    with pytest.raises(ValueError, match=r"the photo .*overlay\.png' would be replaced by the "):
+        list_inputs(tmp_path / "overlay.png", None, tmp_path)
+    with pytest.raises(
+        ValueError, match=r"the mask .*mask\.png' would be replaced .*another --out"
+    ):
+        list_inputs(tmp_path / "face.jpg", tmp_path / "mask.png", tmp_path)
+    assert list_inputs(tmp_path / "face.jpg", tmp_path / "mask.png", tmp_path / "out").items
+
+
+def test_a_photos_folder_skips_earlier_results_and_names_its_subfolders(tmp_path: Path) -> None:
+    # a single run with --out the photos folder left grid.png, overlay.png, ... there, which
+    # the next folder run took for photos; photos in subfolders were dropped without a word
+    for name in ("a.jpg", "grid.png", "overlay.png", "mask.png", "spread.png"):
+        (tmp_path / name).write_bytes(b"picture")
+    listed = ["sample_00.glb", "fit.ply", "mask.png", "overlay.png", "grid.png", "spread.png"]
+    (tmp_path / "metrics.json").write_text(json.dumps({"files": listed}))
+    (tmp_path / "holiday").mkdir()
+    (tmp_path / "holiday" / "b.jpg").write_bytes(b"picture")
+    (tmp_path / "a").mkdir()  # a folder run's result folder
+    (tmp_path / "a" / "grid.png").write_bytes(b"picture")
+    (tmp_path / "a" / "metrics.json").write_text(json.dumps({"files": ["grid.png"]}))
+    inputs = list_inputs(tmp_path, None, tmp_path / "out")
+    assert [item.image.name for item in inputs.items] == ["a.jpg"]
+    assert "grid.png: written by an earlier run (listed in its metrics.json)" in inputs.ignored
+    holiday = [note for note in inputs.ignored if note.startswith("holiday/")]
+    assert len(holiday) == 1 and str(tmp_path / "holiday") in holiday[0]
+    assert not any(note.startswith("a/") for note in inputs.ignored)
+    # a summary that is not what a run writes names nothing
+    (tmp_path / "metrics.json").write_text('{"files": 3}')
+    assert len(list_inputs(tmp_path, None, tmp_path / "out").items) == 5
+    only_folders = tmp_path / "only_folders"
+    (only_folders / "2024").mkdir(parents=True)
+    (only_folders / "2024" / "c.jpg").write_bytes(b"picture")
+    with pytest.raises(ValueError, match=r"holds no photos .*its folders \(2024\) are not read"):
+        list_inputs(only_folders, None, tmp_path / "out")
+
+
 def test_reconstruct_cli_skips_a_bad_file_and_runs_the_rest(
     masked_photo: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -313,6 +356,30 @@ def test_reconstruct_cli_skips_a_bad_file_and_runs_the_rest(
     assert (folder / "sample_01.glb").is_file() and (folder / "grid.png").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["done"]) == 1 and len(summary["failed"]) == 1
+
+
+def test_reconstruct_cli_prints_a_note_every_photo_got_once_and_flags_stale_results(
+    masked_photo: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the automatic mask's note was printed once per photo of a folder, and a photo that
+    # failed on a re-run left its earlier results without a word
+    photo, _ = masked_photo
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    for name in ("a.png", "b.png"):
+        (photos / name).write_bytes(photo.read_bytes())
+    args = ["reconstruct", str(photos), "-n", "2", "--iterations", "2", "--quiet"]
+    args += ["--fit-iterations", "10", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    notes = json.loads((out / "a" / "metrics.json").read_text())["mask_notes"]
+    assert notes  # the automatic mask says which method it used
+    for note in notes:
+        assert printed.count(note) == 1 and f"note: all 2 photos: {note}" in printed
+    (photos / "b.png").write_text("not a photo any more")
+    assert main(args) == 1
+    error = capsys.readouterr().err
+    assert f"'{out / 'b'}' still holds an earlier run's results" in error
 
 
 def test_reconstruct_cli_reports_a_missing_input(
