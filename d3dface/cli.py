@@ -28,7 +28,12 @@ from d3dface.fitting import DEFAULT_ITERATIONS as DEFAULT_FIT_ITERATIONS
 from d3dface.hub import CHECKPOINTS_DIR
 from d3dface.perception.landmarks import size_rank
 from d3dface.pipeline import MASK_METHODS, Diverse3DFace, run_settings
-from d3dface.result_files import DEFAULT_MESH_FORMATS, check_inputs_kept, mesh_suffixes
+from d3dface.result_files import (
+    DEFAULT_MESH_FORMATS,
+    METRICS_NAME,
+    check_inputs_kept,
+    mesh_suffixes,
+)
 from d3dface.space_upload import PROJECT_DIR
 
 DEFAULT_FACE_MODEL = CHECKPOINTS_DIR / "face_model"
@@ -217,10 +222,16 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     inputs = list_inputs(args.image, args.mask, args.out)
     for note in inputs.ignored:
         print(f"ignored {note}", file=sys.stderr)
+    folder = args.image.is_dir()
+    if folder and (args.out / METRICS_NAME).is_file():
+        print(
+            f"note: '{args.out}' holds a single photo's earlier result; it stays as it is, and "
+            "each photo of the folder writes into a subfolder beside it",
+            file=sys.stderr,
+        )
     pipeline = Diverse3DFace.from_pretrained(
         args.model, device=args.device, force_download=args.force_download
     )
-    folder = args.image.is_dir()
     summary = reconstruct_all(
         pipeline,
         inputs.items,

@@ -370,8 +370,12 @@ def test_reconstruct_cli_prints_a_note_every_photo_got_once_and_flags_stale_resu
         (photos / name).write_bytes(photo.read_bytes())
     args = ["reconstruct", str(photos), "-n", "2", "--iterations", "2", "--quiet"]
     args += ["--fit-iterations", "10", "--out", str(out)]
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")  # as a single photo's run leaves it
     assert main(args) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert f"note: '{out}' holds a single photo's earlier result" in captured.err
     notes = json.loads((out / "a" / "metrics.json").read_text())["mask_notes"]
     assert notes  # the automatic mask says which method it used
     for note in notes:
