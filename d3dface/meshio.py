@@ -44,10 +44,12 @@ def export_mesh(
 
     Returns:
         The path written. Vertex order is kept (no merging or reordering), so vertex i of the
-        file is vertex i of the model. PLY and OBJ store the colours as given (8 bits, sRGB,
-        as their readers expect). GLB stores them as the ``COLOR_0`` attribute in linear light
-        (glTF's rule, so a viewer shows the same colour), with smooth vertex normals
-        (``NORMAL``) and one plain material (:data:`GLB_MATERIAL`) that the colours tint.
+        file is vertex i of the model. Every format carries smooth vertex normals (PLY's
+        ``nx ny nz``, OBJ's ``vn``, glTF's ``NORMAL``), so importers such as Blender's shade
+        the mesh smoothly instead of showing its triangles. PLY and OBJ store the colours as
+        given (8 bits, sRGB, as their readers expect). GLB stores them as the ``COLOR_0``
+        attribute in linear light (glTF's rule, so a viewer shows the same colour), with one
+        plain material (:data:`GLB_MATERIAL`) that the colours tint.
 
     Raises:
         ValueError: an unsupported suffix, or vertices or colours that are not finite.
@@ -77,8 +79,10 @@ def export_mesh(
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".glb":
         mesh.export(path, include_normals=True, tree_postprocessor=_with_material)
+    elif suffix == ".ply":
+        mesh.export(path, vertex_normal=True)
     else:
-        mesh.export(path)
+        mesh.export(path, include_normals=True)
     return path
 
 

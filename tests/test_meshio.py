@@ -1,5 +1,6 @@
 """Mesh files: the three formats agree, GLB follows glTF's rules (linear colours, normals, a
-material for its colours), and a broken mesh is refused instead of written."""
+material for its colours), PLY and OBJ carry smooth normals too, and a broken mesh is refused
+instead of written."""
 
 from __future__ import annotations
 
@@ -60,6 +61,30 @@ def test_glb_ply_obj_hold_the_same_mesh_and_glb_follows_gltf(tmp_path: Path) -> 
     normals = np.asarray(glb.vertex_normals)
     outward = np.sum(normals * sphere.vertices, axis=1) / np.linalg.norm(sphere.vertices, axis=1)
     assert outward.min() > 0.95
+
+
+def test_ply_and_obj_carry_smooth_vertex_normals(tmp_path: Path) -> None:
+    # without normals in the file, Blender's PLY and OBJ importers shade every triangle flat
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.1)
+    colours = np.full((len(sphere.vertices), 3), 0.5)
+    outward = sphere.vertices / np.linalg.norm(sphere.vertices, axis=1, keepdims=True)
+
+    ply_path = export_mesh(tmp_path / "m.ply", sphere.vertices, sphere.faces, colours)
+    header = ply_path.read_bytes().split(b"end_header")[0].decode("ascii")
+    for name in ("nx", "ny", "nz"):
+        assert f"property float {name}" in header
+    ply = trimesh.load(ply_path, process=False)
+    assert np.sum(ply.vertex_normals * outward, axis=1).min() > 0.95
+
+    obj_path = export_mesh(tmp_path / "m.obj", sphere.vertices, sphere.faces, colours)
+    lines = obj_path.read_text().splitlines()
+    normals = np.array([line.split()[1:] for line in lines if line.startswith("vn ")], float)
+    assert normals.shape == sphere.vertices.shape
+    assert np.sum(normals * outward, axis=1).min() > 0.95
+    # each corner uses its vertex's normal (f v//vn with vn = v): vertex i keeps normal i
+    corners = [c for line in lines if line.startswith("f ") for c in line.split()[1:]]
+    assert len(corners) == 3 * len(sphere.faces)
+    assert all(c.split("//")[0] == c.split("//")[1] for c in corners)
 
 
 def test_a_broken_mesh_is_refused(tmp_path: Path) -> None:
