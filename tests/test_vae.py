@@ -350,6 +350,20 @@ def test_the_shipped_vae_is_a_release_training_can_continue(tmp_path: Path) -> N
         start_from_release(ROOT / "checkpoints" / "mesh_vae_lite", tmp_path / "run")
 
 
+def test_a_refused_from_release_leaves_its_out_folder_empty(tmp_path: Path) -> None:
+    # `train-vae --from-release checkpoints/mesh_vae_lite --steps-per-epoch 5` was refused
+    # (a run cannot change its steps per epoch) only after it had seeded --out, so the
+    # corrected command then failed with "already holds a training run" (found by running
+    # the README's --from-release command with a shorter epoch)
+    release = ROOT / "checkpoints" / "mesh_vae_lite"
+    out = tmp_path / "run"
+    for option in ("--steps-per-epoch", "--batch-size"):
+        assert main(["--out", str(out), "--from-release", str(release), option, "5"]) == 2
+        assert not (out / STATE_NAME).exists()
+    start_from_release(release, out, steps_per_epoch=500, batch_size=16)  # its own: accepted
+    assert (out / STATE_NAME).is_file()
+
+
 def test_train_vae_help_names_the_command_a_user_runs(capsys: pytest.CaptureFixture[str]) -> None:
     # its usage line read "d3dface train-vae", which is no command (found by reading
     # `python -m d3dface train-vae --help` against the README)

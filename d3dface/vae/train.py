@@ -227,13 +227,21 @@ def write_release(run_dir: str | Path, release_dir: str | Path, note: str) -> Pa
     return release_dir
 
 
-def start_from_release(release_dir: str | Path, run_dir: str | Path) -> None:
+def start_from_release(
+    release_dir: str | Path,
+    run_dir: str | Path,
+    steps_per_epoch: int | None = None,
+    batch_size: int | None = None,
+) -> None:
     """Seed the empty ``run_dir`` with a release so that :func:`train` (``resume=True``)
     continues its run.
 
     The release's weights become the run's latest and best, its log's state and history the
     run's state; a release keeps no optimiser state, so Adam's moment estimates start again
     from zero (the batches and the learning-rate schedule are those of an uninterrupted run).
+    ``steps_per_epoch`` and ``batch_size``, the ones the continued run will be given, are
+    checked against the release's before anything is written: a run cannot change them, and
+    a refused request must leave ``run_dir`` empty so that the corrected one can start.
     """
     release_dir, run_dir = Path(release_dir), Path(run_dir)
     if (run_dir / STATE_NAME).exists():
@@ -244,6 +252,7 @@ def start_from_release(release_dir: str | Path, run_dir: str | Path) -> None:
             "(to continue a run folder, use --resume)"
         )
     log = json.loads((release_dir / RELEASE_LOG_NAME).read_text())
+    _settings_for_run(False, log["state"], None, steps_per_epoch, batch_size)
     (run_dir / BEST_DIR).mkdir(parents=True, exist_ok=True)
     for name in _WEIGHT_FILES:
         for folder in (run_dir, run_dir / BEST_DIR):
@@ -457,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     """Train as the parsed command line asks; release the result when asked."""
     if args.from_release:
-        start_from_release(args.from_release, args.out)
+        start_from_release(args.from_release, args.out, args.steps_per_epoch, args.batch_size)
     result = train(
         config_name=args.config,
         out_dir=args.out,
