@@ -76,7 +76,7 @@ class VAEConfig:
 #: unpooling from ~6-8 coarse neighbours (radius 2 rho).
 #: ``lite``: widths 8-16-16-32-32-64; stride-1 kernels of ~6-8 neighbours (radius 2 rho),
 #: unpooling from ~3-4 coarse neighbours (radius 1.5 rho): the same code size (10 x 64) at
-#: about a ninth of the parameters, for CPU training and use.
+#: about a tenth of the parameters (3.4M against 33.4M), for CPU training and use.
 CONFIGS: dict[str, VAEConfig] = {
     "paper": VAEConfig(
         "paper",
