@@ -815,7 +815,10 @@ def build_demo() -> gr.Blocks:
         reconstruction.failure(  # a failed run: the results of an earlier run of this photo
             results_view, [photo, run_state], results_outputs, api_visibility="private", queue=False
         )
-        reconstruction.then(run_ends, None, [run_button], api_visibility="private", queue=False)
+        # not ``reconstruction.then``: Gradio's browser side starts a ``then`` only after a
+        # success (a failed run, e.g. a bad setting, left the button disabled for good)
+        for run_ended in (reconstruction.success, reconstruction.failure):
+            run_ended(run_ends, None, [run_button], api_visibility="private", queue=False)
         gallery.select(
             on_pick,
             [run_state, end, blend],

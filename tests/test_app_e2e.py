@@ -212,7 +212,8 @@ def test_app_in_a_browser(app_url: str, browser: Any) -> None:
 
 
 def test_an_error_pop_up_says_what_failed(app_url: str, browser: Any) -> None:
-    """Reconstruct without a photo: the pop-up names what failed, not only "Error"."""
+    """Reconstruct without a photo: the pop-up names what failed, not only "Error", and the
+    button works again."""
     page = _open(browser, app_url)
     page.get_by_role("button", name="Reconstruct").click()
     toast = page.locator(".toast-body").first
@@ -221,6 +222,8 @@ def test_an_error_pop_up_says_what_failed(app_url: str, browser: Any) -> None:
     toast.screenshot(path=ARTIFACTS / "07_error.png")
     assert toast.locator("strong").inner_text() == "Photo not usable."
     assert "Upload a photo of a face first" in toast.inner_text()
+    page.get_by_role("button", name="Reconstruct", exact=True).wait_for()  # not "…ing"
+    assert page.get_by_role("button", name="Reconstruct", exact=True).is_enabled()
 
 
 def test_a_photo_with_two_faces_runs_on_the_face_picked(
