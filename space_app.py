@@ -138,6 +138,25 @@ class PhotoInput(gr.Image, metaclass=_WithoutStub):
             ) from exc
 
 
+class FacePicker(gr.Radio, metaclass=_WithoutStub):
+    """``gr.Radio`` of the face indices, described to API clients as the whole number it
+    takes. Gradio describes every Radio's choices as strings: the API page's snippet passed
+    ``face="0"``, which the Radio refused ("Value: '0' ... is not in the list of choices")."""
+
+    is_template = True
+    """The browser shows it with Gradio's own Radio component (see ``get_block_name``)."""
+
+    def api_info(self) -> dict[str, Any]:
+        """The JSON schema of the value: a whole number, 0 = the largest face (its
+        ``additional_description`` is shown with the parameter)."""
+        return {
+            "type": "integer",
+            "title": "Face",
+            "additional_description": "Which face of the photo: 0 = the largest, 1 = the 2nd "
+            "largest, ...",
+        }
+
+
 PHOTO_LABEL = (
     f"Photo of a face ({', '.join(logic.PHOTO_FORMATS)}; "
     f"up to {logic.MAX_FILE_SIZE.upper().replace('MB', ' MB')})"
@@ -557,7 +576,7 @@ def build_demo() -> gr.Blocks:
                 )
                 # every face the detector can report: the API may pick any of them (Gradio
                 # checks a value against these, not a session's update of them)
-                face = gr.Radio(
+                face = FacePicker(
                     logic.face_choices(DEFAULT_MAX_FACES),
                     value=0,
                     label="Face (this photo has several; largest first)",

@@ -384,6 +384,19 @@ def test_reconstruct_runs_on_the_picked_face_of_the_photo_shown(
     assert run_fn.inputs[-1] is face
 
 
+def test_the_api_documents_the_face_as_the_whole_number_it_takes() -> None:
+    # Gradio describes a Radio's choices as strings: the API page's snippet passed face="0",
+    # which the Radio refused ("Value: '0' ... is not in the list of choices")
+    parameters = space_app.demo.get_api_info()["named_endpoints"]["/reconstruct"]["parameters"]
+    face = next(parameter for parameter in parameters if parameter["parameter_name"] == "face")
+    assert face["python_type"]["type"] == "int"
+    assert face["example_input"] == face["parameter_default"] == 0
+    assert "0 = the largest" in face["python_type"]["description"]
+    picker = _block("face")
+    assert picker.preprocess(face["example_input"]) == 0
+    assert type(picker)(**picker.constructor_args).get_block_name() == "radio"
+
+
 def test_reconstruct_is_disabled_while_its_run_lasts() -> None:
     # pressed again during a run, it queued the same run once more; and a run that failed
     # (a bad setting, no face) left it disabled for good: it was enabled again by a ``then``,
