@@ -392,7 +392,8 @@ def refused_file(error: Exception) -> str:
 
 
 def on_clear_mask(photo: str | None, face_index: Any = 0) -> tuple[Any, Any, str]:
-    """Nothing hidden: an empty mask over the photo (the picked face boxed)."""
+    """Nothing hidden: an empty mask over the photo (the picked face boxed). On "Clear the
+    mask" and on the editor's own bin, which empties the editor, photo included."""
     with user_errors(PHOTO_NOT_USABLE):
         image = logic.load_photo(photo)
     face = logic.chosen_face(image, int(face_index or 0))
@@ -796,13 +797,17 @@ def build_demo() -> gr.Blocks:
         face.input(on_face, [photo, mask_file, face], mask_outputs, **mask_event)
         auto_button.click(on_find_mask, [photo, face], mask_outputs, **mask_event)
         mask_file.upload(on_mask_file, [photo, mask_file, face], mask_outputs, **mask_event)
-        clear_button.click(
-            on_clear_mask,
-            [photo, face],
-            mask_outputs[:3],
-            api_visibility="private",
-            show_progress_on=[mask_status],
-        )
+        # the editor's own bin ("Clear canvas") empties it, photo included: the photo comes
+        # back with nothing hidden, as with "Clear the mask" (else the run found a mask itself
+        # while the status still named the one shown)
+        for cleared in (clear_button.click, mask_editor.clear):
+            cleared(
+                on_clear_mask,
+                [photo, face],
+                mask_outputs[:3],
+                api_visibility="private",
+                show_progress_on=[mask_status],
+            )
         reconstruction = run_button.click(
             run_starts,
             None,

@@ -130,6 +130,20 @@ def test_a_removed_photo_empties_the_editor_and_no_event_shows_progress_on_it() 
             assert _block("mask-status") in f.show_progress_on
 
 
+def test_the_editors_own_bin_puts_the_photo_back_with_nothing_hidden() -> None:
+    # the editor's "Clear canvas" emptied it, photo included: the run then found a mask
+    # itself while the status still named the one shown, and the photo was gone from the
+    # editor until it was given again
+    editor = _block("mask-editor")
+    cleared = [f for f in space_app.demo.fns.values() if (editor._id, "clear") in f.targets]
+    assert [f.fn for f in cleared] == [space_app.on_clear_mask]
+    assert cleared[0].inputs == [_block("photo"), _block("face")]
+    assert cleared[0].outputs[:1] + cleared[0].outputs[2:] == [editor, _block("mask-status")]
+    shown, kept, status = space_app.on_clear_mask(str(EXAMPLE), 0)
+    assert shown["background"].shape == logic.load_photo(str(EXAMPLE)).shape
+    assert kept.mask is None and status.startswith("**Mask cleared:**")
+
+
 def test_a_photo_given_while_a_mask_is_found_gets_its_turn_after() -> None:
     # on_photo's listeners skipped a photo given (or removed) while they ran, and the editor
     # kept the earlier photo's mask
