@@ -516,12 +516,18 @@ def on_result(run_id: str | None) -> list[Any]:
     ]
 
 
-def on_pick(run_id: str | None, end: Any, t: float, event: gr.SelectData) -> tuple[Any, Any, Any]:
-    """A thumbnail was picked: show that sample large and blend from it (a run of one sample
-    has no blend, so its hidden blend viewer is left as it is)."""
+def on_pick(
+    run_id: str | None, start: Any, end: Any, t: float, event: gr.SelectData
+) -> tuple[Any, Any, Any, Any]:
+    """A thumbnail was picked: show that sample large and blend from it. When it is the "to"
+    sample, "to" becomes the earlier "from" (the two swap), so the blend stays between two
+    samples. A run of one sample has no blend, so its hidden blend viewer is left as it is.
+    Returns the picked viewer, "from", "to" and the blend."""
     with user_errors("Sample not shown"):
         paths = logic.sample_glbs(STORE, run_id)
         index = int(event.index)
+        if end is not None and start is not None and int(end) == index:
+            end = start
         blended = (
             str(logic.interpolation_mesh(STORE, run_id, index, end if end is not None else 0, t))
             if len(paths) > 1
@@ -530,6 +536,7 @@ def on_pick(run_id: str | None, end: Any, t: float, event: gr.SelectData) -> tup
     return (
         gr.update(value=str(paths[index]), label=f"sample {index}"),
         gr.update(value=index),
+        gr.update(value=end),
         blended,
     )
 
@@ -845,8 +852,8 @@ def build_demo() -> gr.Blocks:
             run_ended(run_ends, None, [run_button], api_visibility="private", queue=False)
         gallery.select(
             on_pick,
-            [run_state, end, blend],
-            [selected, start, blended],
+            [run_state, start, end, blend],
+            [selected, start, end, blended],
             api_visibility="private",
             concurrency_limit=4,
             concurrency_id="light",

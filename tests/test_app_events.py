@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 import pytest
+import trimesh
 from fake_runs import FakeResult
 from gradio.data_classes import ImageData
 from PIL import Image
@@ -285,7 +286,7 @@ def test_picking_a_thumbnail_shows_it_and_blends_only_when_there_are_two(
     result.save(directory, ("glb",))
     store.add(run_id, result, directory)  # type: ignore[arg-type]
     picked = SimpleNamespace(index=n - 1)  # what on_pick reads of gr.SelectData
-    shown, start, blended = space_app.on_pick(run_id, 0, 0.5, picked)  # type: ignore[arg-type]
+    shown, start, _, blended = space_app.on_pick(run_id, 0, 0, 0.5, picked)  # type: ignore[arg-type]
     assert shown["value"] == str(directory / f"sample_0{n - 1}.glb")
     assert shown["label"] == f"sample {n - 1}" and start["value"] == n - 1
     blends = sorted(directory.glob("interp_*.glb"))
@@ -293,6 +294,29 @@ def test_picking_a_thumbnail_shows_it_and_blends_only_when_there_are_two(
         assert blended == gr.update() and blends == []  # nothing decoded for the hidden viewer
     else:
         assert blends == [Path(blended)]
+
+
+def test_picking_the_to_sample_swaps_the_blends_samples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # picking the thumbnail of the "to" sample made it "from" as well: the blend was of a
+    # sample with itself, and its slider changed nothing
+    store = logic.RunStore(tmp_path)
+    monkeypatch.setattr(space_app, "STORE", store)
+    run_id, directory = store.new_directory()
+    result = FakeResult(3)
+    result.save(directory, ("glb",))
+    store.add(run_id, result, directory)  # type: ignore[arg-type]
+    for picked, to in [(1, 0), (2, 1)]:  # from 0 to 1: pick 1, then 2 (not "to": it stays)
+        event = SimpleNamespace(index=picked)
+        _, start, end, blended = space_app.on_pick(run_id, 0, 1, 0.9, event)  # type: ignore[arg-type]
+        assert (start["value"], end["value"]) == (picked, to)
+        blend = (0.1 * result.samples[picked] + 0.9 * result.samples[to]).numpy()
+        vertices = trimesh.load(blended, force="mesh").vertices
+        np.testing.assert_allclose(np.sort(vertices, axis=0), np.sort(blend, axis=0), atol=1e-5)
+    select = next(f for f in space_app.demo.fns.values() if f.fn is space_app.on_pick)
+    assert [block.elem_id for block in select.inputs[1:3]] == ["blend-from", "blend-to"]
+    assert [block.elem_id for block in select.outputs[1:3]] == ["blend-from", "blend-to"]
 
 
 def test_results_stay_for_their_photo_and_give_way_to_a_new_one(
