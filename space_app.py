@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import numpy as np
 from gradio.component_meta import ComponentMeta
 
 from d3dface import app_logic as logic
@@ -226,14 +227,16 @@ def with_face(status: str, face: ChosenFace | None) -> str:
     return f"{status}\n\n{which}" if which else status
 
 
-def example_mask(photo: str) -> Path | None:
-    """The exact mask shipped with an example photo (``examples/NAME_mask.png``) when
-    ``photo`` is one of them (Gradio hands over a copy with the same file name), else None."""
-    name = Path(photo).name
-    if name not in {path.name for path in EXAMPLE_PHOTOS}:
+def example_mask(photo: str, image: np.ndarray) -> Path | None:
+    """The exact mask shipped with an example photo (``examples/NAME_mask.png``) when the
+    photo is one of them, else None: named like it (Gradio hands over a copy with the same
+    file name) and with its pixels (``image``, the loaded photo). By the name alone, a photo
+    of one's own named like an example got that example's mask, or a refusal of it."""
+    example = EXAMPLES / Path(photo).name
+    mask = EXAMPLES / f"{example.stem}_mask.png"
+    if example not in EXAMPLE_PHOTOS or not mask.is_file():
         return None
-    mask = EXAMPLES / f"{Path(name).stem}_mask.png"
-    return mask if mask.is_file() else None
+    return mask if np.array_equal(logic.load_photo(example), image) else None
 
 
 MASK_CHECK = "Check it: paint red where the face is hidden, green where it is visible."
@@ -307,7 +310,7 @@ def photo_mask(
         except ValueError as exc:  # includes ImageError
             refused = f"{refused_file(exc)}\n\n"
     file_update = None if refused else gr.skip()  # a refused file is cleared
-    shipped = example_mask(photo)
+    shipped = example_mask(photo, image)
     if shipped is not None:
         face = logic.chosen_face(image, face_index)
         mask = logic.load_mask_file(shipped, image.shape)

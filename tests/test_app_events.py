@@ -27,14 +27,32 @@ EXAMPLE_MASK = space_app.EXAMPLES / "obama_face_mask_mask.png"
 def test_an_example_photo_gets_its_shipped_mask(tmp_path: Path) -> None:
     copy = tmp_path / EXAMPLE.name  # Gradio hands over a copy under the same name
     shutil.copy(EXAMPLE, copy)
-    assert space_app.example_mask(str(copy)) == EXAMPLE_MASK
-    assert space_app.example_mask(str(tmp_path / "holiday.jpg")) is None
+    pixels = logic.load_photo(str(copy))
+    assert space_app.example_mask(str(copy), pixels) == EXAMPLE_MASK
+    assert space_app.example_mask(str(tmp_path / "holiday.jpg"), pixels) is None
     editor, kept, status, _, photo_update, _ = space_app.on_photo(str(copy), None)
     shipped = logic.load_mask_file(EXAMPLE_MASK, logic.load_photo(str(copy)).shape)
     np.testing.assert_array_equal(kept.mask, shipped)
     assert status.startswith("**Mask of the example**") and "% of the photo hidden" in status
     assert editor["background"].shape[:2] == shipped.shape
     assert photo_update == gr.skip()  # a JPEG stays in the Photo box as it is
+
+
+@pytest.mark.parametrize("size", ["other", "same"])
+def test_a_photo_of_ones_own_named_like_an_example_gets_its_own_mask(
+    tmp_path: Path, size: str
+) -> None:
+    # the example's mask went by the file's name alone: a photo of another shape was refused
+    # "The mask file is 640x589 pixels but the photo is ..." (no mask file was given), one of
+    # the same shape got the example's mask, as "Mask of the example"
+    example = logic.load_photo(str(EXAMPLE))
+    other = example[:, ::-1] if size == "same" else np.pad(example, ((0, 0), (0, 200), (0, 0)))
+    mine = tmp_path / EXAMPLE.name
+    Image.fromarray(np.ascontiguousarray(other)).save(mine, quality=95)
+    assert space_app.example_mask(str(mine), logic.load_photo(str(mine))) is None
+    _, kept, status, _, _, _ = space_app.on_photo(str(mine), None)
+    assert status.startswith("**Mask found automatically")
+    assert kept.is_of(logic.load_photo(str(mine)))
 
 
 def test_a_mask_file_given_before_the_photo_is_used_when_it_fits(tmp_path: Path) -> None:
