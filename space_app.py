@@ -158,6 +158,28 @@ class FacePicker(gr.Radio, metaclass=_WithoutStub):
         }
 
 
+class SettingSlider(gr.Slider, metaclass=_WithoutStub):
+    """``gr.Slider`` whose range check names the setting, in a :data:`SETTING_NOT_VALID`
+    pop-up: Gradio's own said only "Value 13 is greater than maximum value 12." (the browser
+    keeps a slider in its range; an API call can leave it)."""
+
+    is_template = True
+    """The browser shows it with Gradio's own Slider component (see ``get_block_name``)."""
+
+    def preprocess(self, payload: Any) -> Any:
+        """Gradio's ``Slider.preprocess``; a value out of range (or not a number) is refused
+        naming the setting: its label up to a colon ("k: DPP similarity scale" -> "k")."""
+        try:
+            return super().preprocess(payload)
+        except (gr.Error, TypeError, ValueError) as exc:
+            name = str(self.label).partition(":")[0]
+            raise app_error(
+                f"For {name}, use a number from {self.minimum:g} to {self.maximum:g} (got "
+                f"{payload!r}).",
+                title=SETTING_NOT_VALID,
+            ) from exc
+
+
 PHOTO_LABEL = (
     f"Photo of a face ({', '.join(logic.PHOTO_FORMATS)}; "
     f"up to {logic.MAX_FILE_SIZE.upper().replace('MB', ' MB')})"
@@ -167,6 +189,8 @@ PHOTO_NOT_USABLE = "Photo not usable"
 """Title of the error pop-ups of a photo that cannot be used (none, not an image, ...)."""
 NO_FACE = "No face found"
 """Title of the pop-ups of a photo without a face, whatever step found that."""
+SETTING_NOT_VALID = "Setting not valid"
+"""Title of the error pop-ups of a setting out of range (N, k, n_sigma, seed, face)."""
 
 
 def app_error(message: str, title: str, duration: float | None = None) -> gr.Error:
@@ -426,7 +450,7 @@ def on_reconstruct(
         image = logic.load_photo(photo)
     if shown_mask is not None and not shown_mask.is_of(image):
         face = 0
-    with user_errors("Setting not valid"):
+    with user_errors(SETTING_NOT_VALID):
         settings = logic.validate_settings(n, k, n_sigma, preset, seed, face)
     with user_errors("Mask not usable"):
         mask = logic.editor_mask(mask_editor, image, shown_mask)
@@ -627,7 +651,7 @@ def build_demo() -> gr.Blocks:
         gr.Markdown("### 3 · Settings and run")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=360):
-                n = gr.Slider(
+                n = SettingSlider(
                     1,
                     logic.MAX_SAMPLES,
                     value=6,
@@ -636,21 +660,23 @@ def build_demo() -> gr.Blocks:
                     elem_id="n-samples",
                     info="How many different 3D faces to generate.",
                 )
-                k = gr.Slider(
+                k = SettingSlider(
                     0.05,
                     5.0,
                     value=0.5,
                     step=0.05,
                     label="k: DPP similarity scale",
+                    elem_id="k",
                     info="How far apart two samples must be to count as different; "
                     "0.5 (the paper's) spreads them most.",
                 )
-                n_sigma = gr.Slider(
+                n_sigma = SettingSlider(
                     0.0,
                     10.0,
                     value=3.0,
                     step=0.5,
                     label="n_sigma: how far from typical a sample may go",
+                    elem_id="n-sigma",
                     info="A bound on how atypical a sample may get. At these presets the "
                     "samples stay inside it, so it rarely changes the result (see below).",
                 )

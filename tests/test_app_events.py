@@ -222,6 +222,29 @@ def test_a_negative_seed_gets_the_apps_message_not_gradios_range_error() -> None
     assert error.value.message.startswith("<strong>Setting not valid.</strong> The seed must")
 
 
+@pytest.mark.parametrize(
+    ("elem_id", "value", "words"),
+    [
+        ("n-samples", 13, "For Number of samples N, use a number from 1 to 12 (got 13)."),
+        ("k", 0, "For k, use a number from 0.05 to 5 (got 0)."),
+        ("n-sigma", -1, "For n_sigma, use a number from 0 to 10 (got -1)."),
+        ("k", "abc", "For k, use a number from 0.05 to 5 (got 'abc')."),
+    ],
+)
+def test_a_setting_out_of_range_is_refused_by_its_name(
+    elem_id: str, value: object, words: str
+) -> None:
+    # Gradio's own range check said only "Value 13 is greater than maximum value 12." (an API
+    # call; the browser keeps a slider in its range)
+    slider = _block(elem_id)
+    with pytest.raises(gr.Error) as error:
+        slider.preprocess(value)
+    assert error.value.title == space_app.SETTING_NOT_VALID
+    assert error.value.message == f"<strong>{space_app.SETTING_NOT_VALID}.</strong> {words}"
+    assert slider.preprocess(slider.value) == slider.value  # in range: as Gradio's
+    assert type(slider)(**slider.constructor_args).get_block_name() == "slider"
+
+
 def _no_pipeline(monkeypatch: pytest.MonkeyPatch, failure: Exception | None = None) -> None:
     """Reconstruct without loading the models: ``logic.reconstruct`` raises ``failure``."""
 
