@@ -417,16 +417,22 @@ def editor_mask(
     value: Mapping[str, Any] | None, photo: np.ndarray, shown: ShownMask | None
 ) -> np.ndarray | None:
     """The editor's mask with the user's strokes (see :func:`mask_from_editor`) for a loaded
-    photo, or None (nothing prepared: the pipeline then finds the mask itself) when the editor
-    holds no photo or still holds an earlier one: a new photo's mask is shown only once it is
-    found, and until then the editor's mask and strokes are the earlier photo's.
+    photo, or None (nothing prepared: the app then uses the mask file, or the pipeline finds
+    the mask itself) when the editor holds no photo or still holds an earlier one: a new
+    photo's mask is shown only once it is found, and until then the editor's mask and strokes
+    are the earlier photo's. None too when no mask was shown (``shown`` None: an API call)
+    and the editor holds no stroke that hides: such an editor (any picture, no layers) hid
+    nothing and overrode the mask file.
 
     Raises:
         ValueError: a layer's or the mask's shape does not match the photo's.
     """
     if shown is not None and not shown.is_of(photo):
         return None
-    return mask_from_editor(value, photo.shape, None if shown is None else shown.mask)
+    mask = mask_from_editor(value, photo.shape, None if shown is None else shown.mask)
+    if shown is None and mask is not None and not mask.any():
+        return None
+    return mask
 
 
 def _fit_to(mask: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:

@@ -316,6 +316,26 @@ def test_reconstruct_pressed_before_a_new_photos_mask_is_shown_ignores_the_earli
     np.testing.assert_array_equal(used["mask"], kept.mask)
 
 
+def test_an_api_call_with_an_editor_without_strokes_uses_its_mask_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # the API page's snippet passes an editor (a picture, no layers) and a mask file: the
+    # run hid nothing ("0.0% of the photo hidden"), the mask file unused
+    used: dict[str, Any] = {}
+
+    def reconstruct(pipeline: object, image: np.ndarray, mask: Any, *args: object) -> None:
+        used["mask"] = mask
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(logic, "get_pipeline", lambda: None)
+    monkeypatch.setattr(logic, "reconstruct", reconstruct)
+    editor = {"background": np.zeros((300, 400, 3), np.uint8), "layers": [], "composite": None}
+    with pytest.raises(gr.Error, match="stop here"):
+        space_app.on_reconstruct(str(EXAMPLE), editor, str(EXAMPLE_MASK), 2, 0.5, 3.0, "test", 0)
+    shape = logic.load_photo(str(EXAMPLE)).shape
+    np.testing.assert_array_equal(used["mask"], logic.load_mask_file(EXAMPLE_MASK, shape))
+
+
 @pytest.mark.parametrize("n", [1, 2])
 def test_picking_a_thumbnail_shows_it_and_blends_only_when_there_are_two(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int

@@ -209,6 +209,23 @@ def test_mask_from_editor_without_photo_or_layers() -> None:
     assert empty is not None and not empty.any()
 
 
+def test_editor_mask_of_an_api_call_is_its_hide_strokes_or_nothing() -> None:
+    # no mask shown (an API call): an editor with any picture and no strokes hid nothing, and
+    # that empty mask overrode the mask file given with it
+    photo = np.zeros((40, 60, 3), np.uint8)
+    other = {"background": np.zeros((30, 30, 3), np.uint8), "layers": []}
+    assert logic.editor_mask(other, photo, None) is None
+    show_only = {**other, "layers": [_stroke((40, 60), slice(0, 5), slice(0, 5), logic.BRUSH_SHOW)]}
+    assert logic.editor_mask(show_only, photo, None) is None
+    hide = {**other, "layers": [_stroke((40, 60), slice(0, 5), slice(0, 5), logic.BRUSH_HIDE)]}
+    assert logic.editor_mask(hide, photo, None).sum() == 25
+    # in the app, a cleared mask (nothing hidden) is still the mask used
+    cleared = logic.editor_mask(
+        logic.editor_value(photo, None), photo, logic.ShownMask.of(photo, None)
+    )
+    assert cleared is not None and not cleared.any()
+
+
 def test_mask_from_editor_scales_layers_of_the_same_shape_only() -> None:
     half = _stroke((20, 30), slice(0, 10), slice(0, 15), logic.BRUSH_HIDE)
     value = {"background": np.zeros((20, 30, 3)), "layers": [half]}
