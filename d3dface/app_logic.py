@@ -524,12 +524,14 @@ def automatic_mask(
     (:func:`~d3dface.perception.occlusion.segment_occlusion`, method ``"auto"``).
 
     Returns:
-        The (H, W) bool mask, a one-line description, the segmentation's notes and the face.
+        The (H, W) bool mask, a one-line description, the segmentation's notes (not the one
+        that facexlib is not installed, which a user of the app can do nothing about) and the
+        face.
 
     Raises:
         NoFaceError: no face in the photo. ValueError: the photo has no such face.
     """
-    from d3dface.perception.occlusion import segment_occlusion
+    from d3dface.perception.occlusion import PARSER_NOT_INSTALLED, segment_occlusion
 
     face = choose_face(photo, face_index, pipeline.detector)
     found = segment_occlusion(
@@ -541,10 +543,11 @@ def automatic_mask(
     )
     mask = np.asarray(found.mask, bool)
     text = (
-        f"found automatically ({found.source}): {100 * found.hidden_fraction:.0f}% of the face "
+        f"found automatically: {100 * found.hidden_fraction:.0f}% of the face "
         f"hidden ({100 * mask.mean():.1f}% of the photo hidden)"
     )
-    return mask, text, tuple(str(note) for note in found.notes), face
+    notes = tuple(str(note) for note in found.notes if note != PARSER_NOT_INSTALLED)
+    return mask, text, notes, face
 
 
 def chosen_face(photo: np.ndarray, face_index: int = 0) -> ChosenFace | None:

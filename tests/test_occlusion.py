@@ -209,8 +209,8 @@ def test_facexlib_unavailable_is_a_clear_error_and_auto_falls_back(
     found = segment_occlusion(image, model, detector=detector)
     assert found.source == "model"
     assert found.notes == (
-        "model-based segmentation (facexlib's learned face parser is an optional extra that is "
-        "not installed here)",
+        "found by d3dface's own colour-based segmentation (facexlib's learned face parser, an "
+        "optional extra, is not installed)",
     )
 
     def no_weights(model_name: str, device: torch.device) -> None:
@@ -222,8 +222,8 @@ def test_facexlib_unavailable_is_a_clear_error_and_auto_falls_back(
     fallback = segment_occlusion(image, model, detector=detector)
     assert fallback.source == "model"
     assert fallback.notes == (
-        "model-based segmentation (facexlib is installed but could not be used: "
-        "OSError: network unreachable)",
+        "found by d3dface's own colour-based segmentation: facexlib is installed but could not "
+        "be used (OSError: network unreachable)",
     )
     with pytest.raises(ValueError, match="unknown facexlib parser"):
         load_face_parser("unet")

@@ -47,9 +47,16 @@ from d3dface.perception.occlusion_mask import check_user_mask
 from d3dface.perception.occlusion_model import ModelSegmentationSettings, segment_with_model
 from d3dface.perception.working_size import mask_to_size, working_photo
 
-__all__ = ["METHODS", "OcclusionResult", "segment_occlusion"]
+__all__ = ["METHODS", "PARSER_NOT_INSTALLED", "OcclusionResult", "segment_occlusion"]
 
 METHODS = ("auto", "model", "facexlib", "user")
+
+_FOUND_BY_MODEL = "found by d3dface's own colour-based segmentation"
+PARSER_NOT_INSTALLED = (
+    f"{_FOUND_BY_MODEL} (facexlib's learned face parser, an optional extra, is not installed)"
+)
+"""The note of an automatic mask found without facexlib because it is not installed: the
+usual case, which the app does not show (its users cannot install anything)."""
 """Accepted values of ``segment_occlusion(method=...)``."""
 
 _MODEL_SETTINGS = ModelSegmentationSettings()
@@ -174,7 +181,7 @@ def _found_mask(
         except FacexlibUnavailableError as exc:
             if method == "facexlib":
                 raise
-            notes.append(f"model-based segmentation ({_facexlib_absence(exc)})")
+            notes.append(_facexlib_absence(exc))
         else:
             found = segment_with_facexlib(layout, photo, parser)
             return layout.to_photo(found, guide=photo), "facexlib"
@@ -199,13 +206,17 @@ def _lacks_colour(layout: FaceLayout) -> bool:
 
 
 def _facexlib_absence(error: FacexlibUnavailableError) -> str:
-    """Why facexlib's parser was not used, in words for the person reading the notes."""
+    """The note of a mask that ``"auto"`` found with the model because facexlib's parser could
+    not be used: :data:`PARSER_NOT_INSTALLED` when it is not installed, else why it failed."""
     cause = error.__cause__
     missing = cause.name if isinstance(cause, ModuleNotFoundError) else None
     if missing is not None and missing.partition(".")[0] == "facexlib":
-        return "facexlib's learned face parser is an optional extra that is not installed here"
+        return PARSER_NOT_INSTALLED
     reason = cause or error
-    return f"facexlib is installed but could not be used: {type(reason).__name__}: {reason}"
+    return (
+        f"{_FOUND_BY_MODEL}: facexlib is installed but could not be used "
+        f"({type(reason).__name__}: {reason})"
+    )
 
 
 def _user_mask_notes(mask: np.ndarray, face_region: np.ndarray) -> list[str]:
