@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 # on a loaded machine (1 run in 3 of tests/test_fitting.py::test_same_input_gives_the_same_fit);
 # with one thread it did not. torch takes its default thread count from MKL_NUM_THREADS, so
 # this makes d3dface single-threaded unless the caller sets a thread count (an explicit
-# torch.set_num_threads(n) is faster but not bit-reproducible). Photo to 8 meshes: 11.0 s on
-# one thread, 8.4 s on two (python -m d3dface.bench speed --threads 1 / --threads 2). torch
+# torch.set_num_threads(n) is faster but not bit-reproducible). Photo to 8 meshes: 10.4 s on
+# one thread, 8.0 s on two (python -m d3dface.bench speed --threads 1 / --threads 2). torch
 # reads it when it starts; when torch was imported first, it is set here instead (with
 # `import torch` first, two threads gave samples up to 0.47 mm apart from one call to the next).
 _THREADS_CHOSEN = "MKL_NUM_THREADS" in os.environ

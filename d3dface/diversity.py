@@ -33,8 +33,8 @@ masks and random objects, true masks, N = 8; mean over faces):
   unscaled; scaled, N = 16 gives 0.12 / 2.20 / 1.83 and N = 32 0.11 / 1.89 / 1.74.
 - 100 Adam steps instead of the paper's 300 SGD steps: on those 6 faces they already give
   ASD-V 0.15 mm, ASD-O 3.1 mm (ratio 20, the paper's is 6.0), and 300 would cost 3x the
-  time, where one run of 100 for N = 8 takes 5.8 s on one CPU thread (photo to meshes in
-  11.0 s; ``bench/results/speed.md``).
+  time, where one run of 100 for N = 8 takes 4.7 s on one CPU thread (photo to meshes in
+  10.4 s; ``bench/results/speed.md``).
 
 Every random step draws from a generator seeded by ``seed``: the same inputs and seed give the
 same samples.

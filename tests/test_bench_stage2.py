@@ -65,7 +65,7 @@ def test_speed_benchmark_quick(tmp_path: Path) -> None:
     for stage in ("detect", "mask", "fit", "diversity", "export", "total"):
         assert row[stage] >= 0.0
     assert row["total"] >= row["fit"] + row["diversity"]
-    assert row["peak_rss_mb"] > 100
+    assert row["peak_rss_mib"] > 100
     large = results["large_rows"]["8"]
-    assert large["total"] >= large["fit"] + large["diversity"] and large["peak_rss_mb"] > 100
+    assert large["total"] >= large["fit"] + large["diversity"] and large["peak_rss_mib"] > 100
     assert "enlarged to 2560 px" in (tmp_path / "speed.md").read_text()

@@ -16,5 +16,5 @@ def test_simultaneous_requests_all_complete_with_the_right_outputs(tmp_path: Pat
     assert bench_main(["load", "--quick", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "load.json").read_text())
     assert results["completed_correctly"] == results["requests"] == 4
-    assert results["server_peak_rss_mb"] > 100  # measured, not missing
+    assert results["server_peak_rss_mib"] > 100  # measured, not missing
     assert "| 4 | 4 |" in (tmp_path / "load.md").read_text()

@@ -68,8 +68,8 @@ def start_app(preset: str) -> tuple[subprocess.Popen, str]:
     raise RuntimeError(f"the app did not answer on {url} within {STARTUP_TIMEOUT_S:.0f} s")
 
 
-def peak_memory_mb(pid: int) -> float | None:
-    """Peak resident memory of a process in MB (Linux ``VmHWM``), None where unknown."""
+def peak_memory_mib(pid: int) -> float | None:
+    """Peak resident memory of a process in MiB (Linux ``VmHWM``), None where unknown."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -123,12 +123,12 @@ def run(requests: int, n: int, preset: str) -> dict:
     """Start the app, send ``requests`` concurrent calls, stop it; records and summary."""
     process, url = start_app(preset)
     try:
-        memory_idle = peak_memory_mb(process.pid)
+        memory_idle = peak_memory_mib(process.pid)
         clock = time.perf_counter()
         with ThreadPoolExecutor(max_workers=requests) as pool:
             records = list(pool.map(lambda i: one_request(url, i, n, preset), range(requests)))
         wall = time.perf_counter() - clock
-        peak = peak_memory_mb(process.pid)
+        peak = peak_memory_mib(process.pid)
     finally:
         process.terminate()
         try:
@@ -148,8 +148,8 @@ def run(requests: int, n: int, preset: str) -> dict:
             "median": statistics.median(latencies),
             "max": max(latencies),
         },
-        "server_peak_rss_mb": peak,
-        "server_rss_after_start_mb": memory_idle,
+        "server_peak_rss_mib": peak,
+        "server_rss_after_start_mib": memory_idle,
     }
 
 
@@ -162,11 +162,11 @@ def to_markdown(results: dict) -> str:
         results["description"],
         "",
         "| requests | completed correctly | wall s | latency min / median / max s | server "
-        "peak RSS MB |",
+        "peak RSS MiB |",
         "| --- | --- | --- | --- | --- |",
         f"| {results['requests']} | {results['completed_correctly']} | {results['wall_s']:.1f} | "
         f"{latency['min']:.1f} / {latency['median']:.1f} / {latency['max']:.1f} | "
-        f"{results['server_peak_rss_mb'] or 0:.0f} |",
+        f"{results['server_peak_rss_mib'] or 0:.0f} |",
     ]
     failures = [r for r in results["records"] if not r["correct"]]
     if failures:

@@ -58,7 +58,7 @@ def time_one(
     enlarge_to: int | None = None,
 ) -> dict[str, float]:
     """Run the pipeline on ``device`` on one photo with ``n`` samples (after a warm-up run);
-    seconds per stage, peak resident memory (MB) and, on CUDA, peak allocated GPU memory (MB).
+    seconds per stage, peak resident memory (MiB) and, on CUDA, peak allocated GPU memory (MiB).
     ``enlarge_to``: first enlarge the photo (bicubic) so its longer side has this many pixels."""
     torch.set_num_threads(threads)
     from d3dface.pipeline import Diverse3DFace
@@ -78,9 +78,9 @@ def time_one(
     timings = dict(result.timings)
     timings["export"] = time.perf_counter() - clock
     timings["total"] += timings["export"]
-    timings["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    timings["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if device == "cuda":
-        timings["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        timings["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
     timings.update({f"metric_{k}": v for k, v in result.metrics.items()})
     return timings
 
@@ -134,13 +134,16 @@ def to_markdown(results: dict) -> str:
             "",
             f"## {title}",
             "",
-            "| N | " + " | ".join(STAGES) + " | peak RSS MB |" + (" peak GPU MB |" if gpu else ""),
+            "| N | "
+            + " | ".join(STAGES)
+            + " | peak RSS MiB |"
+            + (" peak GPU MiB |" if gpu else ""),
             "| --- |" + " --- |" * (len(STAGES) + 1 + gpu),
         ]
         for n, row in results[key].items():
-            cells = [f"{row[stage]:.2f}" for stage in STAGES] + [f"{row['peak_rss_mb']:.0f}"]
+            cells = [f"{row[stage]:.2f}" for stage in STAGES] + [f"{row['peak_rss_mib']:.0f}"]
             if gpu:
-                cells.append(f"{row['peak_cuda_mb']:.0f}")
+                cells.append(f"{row['peak_cuda_mib']:.0f}")
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
