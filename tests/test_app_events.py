@@ -289,9 +289,24 @@ def test_error_pop_ups_are_titled_with_what_failed(
     assert words in error.value.message
 
 
+@pytest.fixture
+def used(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What a run was given: the mask reaches ``used["mask"]``, and the run stops there with
+    the error "stop here"."""
+    given: dict[str, Any] = {}
+
+    def reconstruct(pipeline: object, image: np.ndarray, mask: Any, *args: object) -> None:
+        given["mask"] = mask
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(logic, "get_pipeline", lambda: None)
+    monkeypatch.setattr(logic, "reconstruct", reconstruct)
+    return given
+
+
 @pytest.mark.parametrize("shape", ["other", "same"])
 def test_reconstruct_pressed_before_a_new_photos_mask_is_shown_ignores_the_earlier_one(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shape: str
+    used: dict[str, Any], tmp_path: Path, shape: str
 ) -> None:
     # the editor and the kept mask still hold the previous photo's until on_photo has found
     # the new one: that mask was refused ("draw the mask on this photo", though nobody drew
@@ -302,14 +317,6 @@ def test_reconstruct_pressed_before_a_new_photos_mask_is_shown_ignores_the_earli
         new = new[:, : new.shape[1] // 2]
     photo = tmp_path / "next.png"
     Image.fromarray(new).save(photo)
-    used: dict[str, object] = {}
-
-    def reconstruct(pipeline: object, image: np.ndarray, mask: object, *args: object) -> None:
-        used["mask"] = mask
-        raise RuntimeError("stop here")
-
-    monkeypatch.setattr(logic, "get_pipeline", lambda: None)
-    monkeypatch.setattr(logic, "reconstruct", reconstruct)
     with pytest.raises(gr.Error, match="stop here"):
         space_app.on_reconstruct(str(photo), editor, None, 2, 0.5, 3.0, "test", 0, kept)
     assert used["mask"] is None  # found automatically for the new photo
@@ -320,18 +327,10 @@ def test_reconstruct_pressed_before_a_new_photos_mask_is_shown_ignores_the_earli
 
 
 def test_an_api_call_with_an_editor_without_strokes_uses_its_mask_file(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    used: dict[str, Any],
 ) -> None:
     # the API page's snippet passes an editor (a picture, no layers) and a mask file: the
     # run hid nothing ("0.0% of the photo hidden"), the mask file unused
-    used: dict[str, Any] = {}
-
-    def reconstruct(pipeline: object, image: np.ndarray, mask: Any, *args: object) -> None:
-        used["mask"] = mask
-        raise RuntimeError("stop here")
-
-    monkeypatch.setattr(logic, "get_pipeline", lambda: None)
-    monkeypatch.setattr(logic, "reconstruct", reconstruct)
     editor = {"background": np.zeros((300, 400, 3), np.uint8), "layers": [], "composite": None}
     with pytest.raises(gr.Error, match="stop here"):
         space_app.on_reconstruct(str(EXAMPLE), editor, str(EXAMPLE_MASK), 2, 0.5, 3.0, "test", 0)
