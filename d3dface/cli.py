@@ -184,7 +184,7 @@ def _cmd_mask(args: argparse.Namespace) -> int:
     Image.fromarray(overlay).save(args.out / overlay_name)
     hidden = int((~found.landmark_visible).sum())
     print(
-        f"wrote mask.png and overlay.png to {args.out}: the {found.source} mask hides "
+        f"wrote {mask_name} and {overlay_name} to {args.out}: the {found.source} mask hides "
         f"{100 * found.hidden_fraction:.1f}% of the face and {hidden} of "
         f"{len(found.landmark_visible)} landmarks ({found.timings['total']:.1f} s)"
     )
