@@ -326,17 +326,17 @@ def photo_mask(
     fits the photo; for an example photo, the exact mask shipped with it; otherwise the
     automatic mask. Returns the editor value, kept mask, status, mask file (cleared when
     refused) and the face (None when none is found)."""
+    shipped = example_mask(photo, image)
+    # the face of a mask file or an example's mask (the automatic mask finds its own)
+    face = logic.chosen_face(image, face_index) if mask_file or shipped is not None else None
     refused = ""
     if mask_file:
-        face = logic.chosen_face(image, face_index)
         try:
             return *show_mask_file(image, mask_file, face), gr.skip(), face
         except ValueError as exc:  # includes ImageError
             refused = f"{refused_file(exc)}\n\n"
     file_update = None if refused else gr.skip()  # a refused file is cleared
-    shipped = example_mask(photo, image)
     if shipped is not None:
-        face = logic.chosen_face(image, face_index)
         mask = logic.load_mask_file(shipped, image.shape)
         status = (
             f"**Mask of the example** (the occluder as drawn): {100 * mask.mean():.1f}% of the "
