@@ -338,16 +338,25 @@ def test_an_api_call_with_an_editor_without_strokes_uses_its_mask_file(
     np.testing.assert_array_equal(used["mask"], logic.load_mask_file(EXAMPLE_MASK, shape))
 
 
-@pytest.mark.parametrize("n", [1, 2])
-def test_picking_a_thumbnail_shows_it_and_blends_only_when_there_are_two(
+def _stored_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int
-) -> None:
+) -> tuple[str, Path, FakeResult]:
+    """A run of ``n`` fake samples, its GLBs written, kept in the app's store (a new one in
+    ``tmp_path``): its id, folder and result."""
     store = logic.RunStore(tmp_path)
     monkeypatch.setattr(space_app, "STORE", store)
     run_id, directory = store.new_directory()
     result = FakeResult(n)
     result.save(directory, ("glb",))
     store.add(run_id, result, directory)  # type: ignore[arg-type]
+    return run_id, directory, result
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_picking_a_thumbnail_shows_it_and_blends_only_when_there_are_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int
+) -> None:
+    run_id, directory, _ = _stored_run(tmp_path, monkeypatch, n)
     picked = SimpleNamespace(index=n - 1)  # what on_pick reads of gr.SelectData
     shown, start, _, blended = space_app.on_pick(run_id, 0, 0, 0.5, picked)  # type: ignore[arg-type]
     assert shown["value"] == str(directory / f"sample_0{n - 1}.glb")
@@ -364,12 +373,7 @@ def test_picking_the_to_sample_swaps_the_blends_samples(
 ) -> None:
     # picking the thumbnail of the "to" sample made it "from" as well: the blend was of a
     # sample with itself, and its slider changed nothing
-    store = logic.RunStore(tmp_path)
-    monkeypatch.setattr(space_app, "STORE", store)
-    run_id, directory = store.new_directory()
-    result = FakeResult(3)
-    result.save(directory, ("glb",))
-    store.add(run_id, result, directory)  # type: ignore[arg-type]
+    run_id, _, result = _stored_run(tmp_path, monkeypatch, 3)
     for picked, to in [(1, 0), (2, 1)]:  # from 0 to 1: pick 1, then 2 (not "to": it stays)
         event = SimpleNamespace(index=picked)
         _, start, end, blended = space_app.on_pick(run_id, 0, 1, 0.9, event)  # type: ignore[arg-type]
