@@ -58,9 +58,9 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
     lie among the photos, and no photo is ever taken for another's mask. Photos without one
     get the automatic mask. A file named as a photo's mask (``a_mask.png`` beside ``a.jpg``)
     is not a photo; one left unused is listed in ``ignored`` with how to use it. Nor are the
-    pictures of an earlier result written into the folder (those its ``metrics.json`` or
-    ``fit.json`` lists, :data:`~d3dface.result_files.RESULT_MARKERS`), nor photos in its
-    subfolders; subfolders holding photos are listed in ``ignored``.
+    pictures of an earlier result written into the folder (those its ``metrics.json``,
+    ``fit.json`` or ``mask.json`` lists, :data:`~d3dface.result_files.RESULT_MARKERS`), nor
+    photos in its subfolders; subfolders holding photos are listed in ``ignored``.
 
     Each photo writes into ``out_dir / <photo name without suffix>`` (``out_dir`` itself for
     a single photo); photos that share a name up to the suffix (``a.jpg``, ``a.png``) keep it

@@ -4,7 +4,8 @@ Commands:
     info          what a saved face model holds (sizes, regions, landmarks, files, licence)
     build-model   derive the default face model from the ICT Face Model
     fit           fit a 3D face to a photo (stage 1): mesh, overlay and numbers
-    mask          find the hidden part of a face: mask.png (white = hidden) and overlay.png
+    mask          find the hidden part of a face: mask.png (white = hidden), overlay.png and
+                  mask.json (its summary)
     train-vae     train the Mesh-VAE (see ``python -m d3dface train-vae --help``)
     reconstruct   photo(s) -> N diverse 3D completions, pictures and metrics (the whole method)
     interpolate   meshes between two samples of a reconstruct result (latent blends)
@@ -37,8 +38,6 @@ from d3dface.result_files import (
 from d3dface.space_upload import PROJECT_DIR
 
 DEFAULT_FACE_MODEL = CHECKPOINTS_DIR / "face_model"
-MASK_FILES = ("mask.png", "overlay.png")
-"""What the ``mask`` command writes: the mask, and the photo with the mask drawn over it."""
 
 
 def _check_out_folder(out: Path) -> None:
@@ -163,12 +162,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _cmd_mask(args: argparse.Namespace) -> int:
-    from PIL import Image
-
     from d3dface.facemodel.model import FaceModel
     from d3dface.imageio import load_image
+    from d3dface.mask_outputs import MASK_FILES, write_mask_outputs
     from d3dface.perception.landmarks import choose_face
-    from d3dface.perception.mask_overlay import draw_mask_overlay
     from d3dface.perception.occlusion import segment_occlusion
 
     _check_out_folder(args.out)
@@ -177,16 +174,17 @@ def _cmd_mask(args: argparse.Namespace) -> int:
     model = FaceModel.from_pretrained(args.model, force_download=args.force_download)
     face = choose_face(photo, args.face_index)
     found = segment_occlusion(photo, model, landmarks=face.landmarks, method=args.method)
-    args.out.mkdir(parents=True, exist_ok=True)
-    mask_name, overlay_name = MASK_FILES
-    Image.fromarray(found.mask).convert("L").save(args.out / mask_name)
-    overlay = draw_mask_overlay(photo, found.mask, found.face_region)
-    Image.fromarray(overlay).save(args.out / overlay_name)
-    hidden = int((~found.landmark_visible).sum())
+    inputs = {
+        "image": str(args.image),
+        "face_index": args.face_index,
+        "face": face.summary(),
+        "method": args.method,
+    }
+    summary = write_mask_outputs(found, photo, args.out, inputs)
     print(
-        f"wrote {mask_name} and {overlay_name} to {args.out}: the {found.source} mask hides "
-        f"{100 * found.hidden_fraction:.1f}% of the face and {hidden} of "
-        f"{len(found.landmark_visible)} landmarks ({found.timings['total']:.1f} s)"
+        f"wrote {', '.join(summary['files'])} to {args.out}: the {found.source} mask hides "
+        f"{100 * found.hidden_fraction:.1f}% of the face and {summary['hidden_landmarks']} of "
+        f"{summary['landmark_count']} landmarks ({found.timings['total']:.1f} s)"
     )
     for note in found.notes:
         print(f"note: {note}")
@@ -444,7 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_face_model_option(fit)
     fit.set_defaults(run=_cmd_fit)
 
-    mask = commands.add_parser("mask", help="find the hidden part of a face (mask + overlay)")
+    mask = commands.add_parser(
+        "mask", help="find the hidden part of a face (mask, overlay and summary)"
+    )
     mask.add_argument("image", type=Path, help="the photo (JPEG, PNG, ...)")
     mask.add_argument(
         "--method",

@@ -35,6 +35,7 @@ from torch import Tensor
 from d3dface.figures import head_part, heat_colours, sample_grid, spread_image
 from d3dface.fit_outputs import FIT_FILES
 from d3dface.latents_file import BLEND_STEM, LATENTS_NAME, save_latents
+from d3dface.mask_outputs import MASK_FILES
 from d3dface.meshio import MESH_FORMATS, export_mesh
 from d3dface.overlay import draw_overlay
 from d3dface.perception.working_size import mask_to_size, width_height
@@ -64,10 +65,10 @@ RESULT_PICTURES = ("mask.png", "overlay.png", "grid.png", "spread.png")
 METRICS_NAME = "metrics.json"
 """The summary :func:`write_result` writes beside a result's files."""
 
-RESULT_MARKERS = (METRICS_NAME, FIT_FILES[-1])
-"""The summaries a ``reconstruct`` (:func:`write_result`) or ``fit`` run writes beside its
-files (``metrics.json``, ``fit.json``), each listing them under ``"files"``: how a folder
-holding an earlier result is known."""
+RESULT_MARKERS = (METRICS_NAME, FIT_FILES[-1], MASK_FILES[-1])
+"""The summaries a ``reconstruct`` (:func:`write_result`), ``fit`` or ``mask`` run writes
+beside its files (``metrics.json``, ``fit.json``, ``mask.json``), each listing them under
+``"files"``: how a folder holding an earlier result is known."""
 
 _SAMPLE_STEM = re.compile(r"sample_\d+")
 """Stems of the sample meshes :func:`write_result` writes (:func:`sample_mesh_path`)."""

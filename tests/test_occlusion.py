@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import sys
 import types
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+from d3dface.batch import list_inputs
 from d3dface.bench.__main__ import main as bench_main
 from d3dface.bench.occluders import OCCLUDER_KINDS, draw_occluder_of_type
 from d3dface.bench.synthetic import synthetic_face, synthetic_pattern
@@ -320,7 +322,14 @@ def test_mask_command_writes_mask_and_overlay(
     astronaut: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["mask", str(astronaut), "--method", "model", "--out", str(tmp_path)]) == 0
-    assert "wrote mask.png and overlay.png" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "wrote mask.png, overlay.png, mask.json" in printed
+    summary = json.loads((tmp_path / "mask.json").read_text())
+    assert summary["files"] == ["mask.png", "overlay.png", "mask.json"]
+    assert summary["image"] == str(astronaut) and summary["face"]["faces_found"] == 1
+    assert summary["method"] == summary["mask_source"] == "model"
+    assert f"hides {100 * summary['hidden_face_fraction']:.1f}% of the face" in printed
+    assert 0 < summary["hidden_landmarks"] < summary["landmark_count"] == 478
     with Image.open(astronaut) as photo, Image.open(tmp_path / "mask.png") as mask:
         assert mask.size == photo.size and mask.mode == "L"
         values = np.unique(np.asarray(mask))
@@ -331,6 +340,42 @@ def test_mask_command_writes_mask_and_overlay(
     text.write_text("not a photo")
     assert main(["mask", str(text), "--out", str(tmp_path / "x")]) == 2
     assert "is not an image file" in capsys.readouterr().err
+
+
+def test_a_mask_folder_is_known_as_a_result_and_its_mask_given_to_reconstruct(
+    astronaut: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the mask command wrote no summary, so a folder run took its mask.png and overlay.png
+    # for photos, and its folder for a folder of photos
+    photos, masked = tmp_path / "photos", tmp_path / "photos" / "masked"
+    photos.mkdir()
+    shutil.copy2(astronaut, photos / "astronaut.png")
+    args = ["mask", str(photos / "astronaut.png"), "--method", "model", "--out", str(masked)]
+    assert main(args) == 0
+    inputs = list_inputs(photos, None, tmp_path / "out")
+    assert [item.image.name for item in inputs.items] == ["astronaut.png"]
+    assert inputs.ignored == []  # masked/ is a result, not a folder of photos left unread
+    with pytest.raises(ValueError, match="holds no photos"):
+        list_inputs(masked, None, tmp_path / "out")
+    for path in masked.iterdir():  # as `mask ... --out photos` leaves them
+        shutil.copy2(path, photos / path.name)
+    inputs = list_inputs(photos, None, tmp_path / "out")
+    assert [item.image.name for item in inputs.items] == ["astronaut.png"]
+    assert inputs.ignored[:2] == [
+        f"{name}: written by an earlier run (listed in its mask.json)"
+        for name in ("mask.png", "overlay.png")
+    ]
+    assert inputs.ignored[2:] == [
+        "mask.json: not a photo (its suffix is none of .png, .bmp, .tif, .tiff, .webp, .jpg, .jpeg)"
+    ]
+    # its mask.png is a mask file for reconstruct
+    out = tmp_path / "out"
+    args = ["reconstruct", str(photos / "astronaut.png"), "--mask", str(masked / "mask.png")]
+    args += ["-n", "2", "--iterations", "2", "--fit-iterations", "10", "--quiet"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["mask_source"] == "user"
+    with Image.open(masked / "mask.png") as given, Image.open(out / "mask.png") as used:
+        np.testing.assert_array_equal(np.asarray(used) > 0, np.asarray(given) > 0)
 
 
 def test_mask_command_facexlib_unavailable_is_one_line(
