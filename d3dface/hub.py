@@ -260,6 +260,7 @@ def resolve_model_dir(
     subfolder: str | None = None,
     force_download: bool = False,
     files: str | tuple[str, ...] = "*",
+    skip: tuple[str, ...] = (),
 ) -> Path:
     """A local directory for ``path_or_repo``: itself if it exists, else a Hub snapshot.
 
@@ -267,8 +268,9 @@ def resolve_model_dir(
     which honours ``HF_HUB_OFFLINE=1`` by using the local cache only; ``force_download``
     fetches every file again even when it is cached (to replace a corrupt cached file), and
     is refused unless the Hub answers. ``files``: the pattern (or patterns) of the files to
-    fetch, relative to ``subfolder`` (default all; a local directory is used as it is).
-    Every failure (not cached, unknown revision, no network, ...) is a one-line WeightsError.
+    fetch, relative to ``subfolder`` (default all; a local directory is used as it is);
+    ``skip``: patterns of files among those not to fetch (fetched already). Every failure
+    (not cached, unknown revision, no network, ...) is a one-line WeightsError.
     """
     local = Path(path_or_repo).expanduser()
     if local.is_dir():
@@ -311,9 +313,8 @@ def resolve_model_dir(
             revision=revision,
             cache_dir=cache_dir,
             token=token,
-            allow_patterns=[
-                f"{subfolder}/{pattern}" if subfolder else pattern for pattern in patterns
-            ],
+            allow_patterns=_in_subfolder(patterns, subfolder),
+            ignore_patterns=_in_subfolder(skip, subfolder) or None,
             force_download=force_download,
         )
     except LocalEntryNotFoundError as err:
@@ -350,20 +351,38 @@ def resolve_model_dir(
     return directory
 
 
-def model_files(
-    path_or_repo: str | Path,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-    token: str | None = None,
-    subfolder: str | None = None,
-    force_download: bool = False,
-) -> Callable[[str | tuple[str, ...]], Path]:
-    """``fetch(files)``: the folder of ``path_or_repo`` (and ``subfolder``) with ``files``
-    fetched (:func:`resolve_model_dir`'s ``files``), for a loader that fetches a Hub repo's
-    config.json first and then what it names."""
-    return functools.partial(
-        resolve_model_dir, path_or_repo, revision, cache_dir, token, subfolder, force_download
-    )
+def _in_subfolder(patterns: tuple[str, ...], subfolder: str | None) -> list[str]:
+    """File patterns relative to ``subfolder`` as patterns of the repo's paths."""
+    return [f"{subfolder}/{pattern}" if subfolder else pattern for pattern in patterns]
+
+
+class ModelFiles:
+    """The folder of a model directory or Hub repo (and ``subfolder``), its files fetched as a
+    loader asks for them, each once: a loader fetches a Hub repo's config.json first and then
+    what the config names. Arguments as :func:`resolve_model_dir`'s."""
+
+    def __init__(
+        self,
+        path_or_repo: str | Path,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        token: str | None = None,
+        subfolder: str | None = None,
+        force_download: bool = False,
+    ) -> None:
+        self._resolve = functools.partial(
+            resolve_model_dir, path_or_repo, revision, cache_dir, token, subfolder, force_download
+        )
+        self.fetched: tuple[str, ...] = ()
+        """The patterns of the files fetched so far."""
+
+    def __call__(self, files: str | tuple[str, ...]) -> Path:
+        """The folder with ``files`` (a pattern or patterns, :func:`resolve_model_dir`'s)
+        fetched; the files of the patterns fetched by earlier calls are not fetched again."""
+        patterns = (files,) if isinstance(files, str) else files
+        folder = self._resolve(files=patterns, skip=self.fetched)
+        self.fetched += tuple(pattern for pattern in patterns if pattern not in self.fetched)
+        return folder
 
 
 def _ask_hub(repo_id: str, revision: str | None, token: str | None) -> None:
@@ -613,13 +632,34 @@ def resolve_model_folder(
     Of a Hub repo, the config.json is fetched first, then only that model's files. The kind
     of the model is left to its loader to check. Arguments as :func:`resolve_model_dir`.
     """
-    fetch = model_files(path_or_repo, revision, cache_dir, token, subfolder, force_download)
+    fetch = ModelFiles(path_or_repo, revision, cache_dir, token, subfolder, force_download)
     directory = fetch(CONFIG_NAME)
     config = read_plain_config(directory, None)
     if config["kind"] != PIPELINE_KIND:
         return fetch("*")
     name = pipeline_folder_name(config, directory, role)
     return require_model_folder(fetch(f"{name}/*"), name, role, f"key '{role}'")
+
+
+def fetch_pipeline_models(
+    fetch: ModelFiles, config: dict[str, Any], directory: Path, vae: str | None = None
+) -> tuple[Path, dict[str, str]]:
+    """Fetch the folders of a pipeline's models (:data:`PIPELINE_MODELS`) as its config.json
+    (``config``, read from ``directory``, fetched by ``fetch``) names them, or ``vae`` in
+    place of the Mesh-VAE it names. Returns the pipeline's folder and the models' folder
+    names by role; WeightsError naming a folder that is missing."""
+    sources: dict[str, str] = {}
+    folders: dict[str, str] = {}
+    for role in PIPELINE_MODELS:
+        if role == "mesh_vae" and vae:
+            folders[role], sources[role] = vae, "the vae argument"
+        else:
+            folders[role] = pipeline_folder_name(config, directory, role)
+            sources[role] = f"key '{role}'"
+    directory = fetch(tuple(f"{name}/*" for name in folders.values()))
+    for role, name in folders.items():
+        require_model_folder(directory, name, role, sources[role])
+    return directory, folders
 
 
 KIND_LOADERS = {
@@ -645,23 +685,23 @@ def from_pretrained(
     (:class:`~d3dface.pipeline.Diverse3DFace`), a face model or a Mesh-VAE, by its
     ``config.json``'s kind. ``force_download`` fetches a Hub repo's files again even when
     cached. Of a Hub repo, the config.json is fetched first, then what its model's loader
-    needs. Raises WeightsError when it is missing or unusable."""
+    needs (each file once), and the model is loaded from the local folder that holds them.
+    Raises WeightsError when it is missing or unusable."""
     import importlib
 
-    hub_kwargs: dict[str, Any] = {
-        "revision": revision,
-        "cache_dir": cache_dir,
-        "token": token,
-        "subfolder": subfolder,
-        "force_download": force_download,
-    }
-    directory = resolve_model_dir(path_or_repo, files=CONFIG_NAME, **hub_kwargs)
-    kind = read_plain_config(directory, None)["kind"]
+    fetch = ModelFiles(path_or_repo, revision, cache_dir, token, subfolder, force_download)
+    directory = fetch(CONFIG_NAME)
+    config = read_plain_config(directory, None)
+    kind = config["kind"]
     if kind not in KIND_LOADERS:
         raise WeightsError(f"'{directory}' holds a '{kind}' model, which this d3dface cannot load")
+    if kind == PIPELINE_KIND:
+        directory, _ = fetch_pipeline_models(fetch, config, directory)
+    else:
+        directory = fetch("*")
     module_name, class_name = KIND_LOADERS[kind]
     model_class = getattr(importlib.import_module(module_name), class_name)
-    return model_class.from_pretrained(path_or_repo, **hub_kwargs)
+    return model_class.from_pretrained(directory)
 
 
 def push_to_hub(

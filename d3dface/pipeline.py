@@ -42,12 +42,10 @@ from d3dface.hub import (
     CONFIG_NAME,
     FORMAT_VERSION,
     PIPELINE_KIND,
-    PIPELINE_MODELS,
+    ModelFiles,
     WeightsError,
-    model_files,
-    pipeline_folder_name,
+    fetch_pipeline_models,
     read_plain_config,
-    require_model_folder,
 )
 from d3dface.imageio import ImageSource, load_image
 from d3dface.latent_spaces import VAESpace
@@ -250,20 +248,10 @@ class Diverse3DFace:
         (a repo may hold other Mesh-VAEs). Raises WeightsError when the directory or a model in
         it is missing or unusable.
         """
-        fetch = model_files(path_or_repo, revision, cache_dir, token, subfolder, force_download)
+        fetch = ModelFiles(path_or_repo, revision, cache_dir, token, subfolder, force_download)
         directory = fetch(CONFIG_NAME)
         config = read_plain_config(directory, PIPELINE_KIND)
-        sources: dict[str, str] = {}
-        folders: dict[str, str] = {}
-        for role in PIPELINE_MODELS:
-            if role == "mesh_vae" and vae:
-                folders[role], sources[role] = vae, "the vae argument"
-            else:
-                folders[role] = pipeline_folder_name(config, directory, role)
-                sources[role] = f"key '{role}'"
-        directory = fetch(tuple(f"{name}/*" for name in folders.values()))
-        for role, name in folders.items():
-            require_model_folder(directory, name, role, sources[role])
+        directory, folders = fetch_pipeline_models(fetch, config, directory, vae)
         pipeline = cls(
             FaceModel.from_pretrained(directory / folders["face_model"]),
             MeshVAE.from_pretrained(directory / folders["mesh_vae"]),

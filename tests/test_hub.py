@@ -7,6 +7,9 @@ import json
 import os
 import re
 import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -286,14 +289,17 @@ def test_force_download_reaches_huggingface_hub(
     vae = MeshVAE.from_pretrained(REPO_ID, subfolder="mesh_vae_lite", force_download=True)
     assert isinstance(vae, MeshVAE)
     assert isinstance(FaceModel.from_pretrained(REPO_ID, subfolder="face_model"), FaceModel)
-    # each loader fetches a config.json first, then the files it needs: the pipeline its two
-    # models' folders (2 calls), the generic loader the config for the kind, then the
-    # pipeline's (3), the Mesh-VAE and the face model their own files (2 each)
-    assert [call["force_download"] for call in calls] == [True] * 7 + [False] * 2
-    assert [call["allow_patterns"] for call in calls[:2]] == [
-        ["config.json"],
-        ["face_model/*", "mesh_vae_lite/*"],
+    # each loader fetches a config.json first, then the files it needs, config.json left out:
+    # the pipeline and the generic loader its two models' folders, the Mesh-VAE and the face
+    # model their own files (2 calls each)
+    assert [call["force_download"] for call in calls] == [True] * 6 + [False] * 2
+    fetches = [(call["allow_patterns"], call["ignore_patterns"]) for call in calls]
+    assert fetches[:2] == [
+        (["config.json"], None),
+        (["face_model/*", "mesh_vae_lite/*"], ["config.json"]),
     ]
+    assert fetches[2:4] == fetches[:2]
+    assert fetches[5] == (["mesh_vae_lite/*"], ["mesh_vae_lite/config.json"])
     calls.clear()
     served["folder"] = snapshot / "face_model"  # the CLI's --model: a repo of a face model
     assert main(["info", "--model", "me/face-model", "--force-download"]) == 0
@@ -346,16 +352,25 @@ def test_a_face_model_loads_from_a_pipeline_folder_as_its_config_names_it(
     assert capsys.readouterr().err.count("\n") == 1
 
 
+@dataclass
+class ServedHub:
+    """What the stand-in ``snapshot_download`` of :func:`served_hub` was asked for: the
+    ``allow_patterns`` of each call, and how many times each file of the repo was fetched."""
+
+    asked: list[list[str]] = field(default_factory=list)
+    fetched: Counter[str] = field(default_factory=Counter)
+
+
 @pytest.fixture()
-def served_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+def served_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ServedHub:
     """``snapshot_download`` serving the shipped checkpoints, plus a second Mesh-VAE folder
     ``mesh_vae_other``, as repo ``REPO_ID``: into an empty snapshot folder of a Hub cache
     (``tmp_path / "snapshot"`` links to it) it copies only the files its ``allow_patterns``
-    select, as the Hub would. Returns the list of the ``allow_patterns`` it was called with."""
+    select and its ``ignore_patterns`` do not, as the Hub would."""
     snapshot = tmp_path / "hub" / f"models--{REPO_ID.replace('/', '--')}" / "snapshots" / "0a1b"
     snapshot.mkdir(parents=True)
     (tmp_path / "snapshot").symlink_to(snapshot)
-    asked: list[object] = []
+    served = ServedHub()
     repo_files = {
         path.relative_to(CHECKPOINTS_DIR).as_posix(): path
         for path in CHECKPOINTS_DIR.rglob("*")
@@ -364,54 +379,82 @@ def served_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[object]:
     for path in (CHECKPOINTS_DIR / "mesh_vae_lite").iterdir():
         repo_files[f"mesh_vae_other/{path.name}"] = path
 
-    def snapshot_download(allow_patterns: list[str], **kwargs: object) -> str:
-        asked.append(allow_patterns)
-        for name in filter_repo_objects(list(repo_files), allow_patterns=allow_patterns):
+    def snapshot_download(
+        allow_patterns: list[str], ignore_patterns: list[str] | None = None, **kwargs: object
+    ) -> str:
+        served.asked.append(allow_patterns)
+        for name in filter_repo_objects(
+            list(repo_files), allow_patterns=allow_patterns, ignore_patterns=ignore_patterns
+        ):
             (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(repo_files[name], snapshot / name)
+            served.fetched[name] += 1
         return str(snapshot)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)  # snapshot_download is patched
-    return asked
+    return served
 
 
 def test_a_face_model_loads_from_a_pipeline_hub_repo_fetching_only_its_own_files(
-    served_hub: list[object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    served_hub: ServedHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _same_face_model(FaceModel.from_pretrained(REPO_ID))
-    assert served_hub == [["config.json"], ["face_model/*"]]
+    assert served_hub.asked == [["config.json"], ["face_model/*"]]
     assert sorted(path.name for path in (tmp_path / "snapshot").iterdir()) == [
         "config.json",
         "face_model",
     ]  # not the Mesh-VAE
-    served_hub.clear()
+    served_hub.asked.clear()
     assert main(["info", "--model", REPO_ID]) == 0
-    assert served_hub == [["config.json"], ["face_model/*"]]  # info fetches once, not twice
+    assert served_hub.asked == [["config.json"], ["face_model/*"]]  # info fetches once
     assert "vertices        5042" in capsys.readouterr().out
     with pytest.raises(WeightsError, match=f"Hub repo '{REPO_ID}' has no folder 'nothing'"):
         FaceModel.from_pretrained(REPO_ID, subfolder="nothing")
 
 
 def test_the_pipeline_fetches_only_its_config_and_its_two_models_of_a_hub_repo(
-    served_hub: list[object], tmp_path: Path
+    served_hub: ServedHub, tmp_path: Path
 ) -> None:
     pipe = Diverse3DFace.from_pretrained(REPO_ID)
-    assert served_hub == [["config.json"], ["face_model/*", "mesh_vae_lite/*"]]
+    assert served_hub.asked == [["config.json"], ["face_model/*", "mesh_vae_lite/*"]]
     assert pipe.folders == {"face_model": "face_model", "mesh_vae": "mesh_vae_lite"}
     assert sorted(path.name for path in (tmp_path / "snapshot").iterdir()) == [
         "config.json",
         "face_model",
         "mesh_vae_lite",
     ]  # not the repo's other Mesh-VAE
-    served_hub.clear()
+    served_hub.asked.clear()
     assert Diverse3DFace.from_pretrained(REPO_ID, vae="mesh_vae_other").folders["mesh_vae"] == (
         "mesh_vae_other"
     )
-    assert served_hub == [["config.json"], ["face_model/*", "mesh_vae_other/*"]]
+    assert served_hub.asked == [["config.json"], ["face_model/*", "mesh_vae_other/*"]]
     missing = f"Hub repo '{REPO_ID}' has no mesh_vae folder 'mesh_vae_paper' \\(named by the vae"
     with pytest.raises(WeightsError, match=missing):
         Diverse3DFace.from_pretrained(REPO_ID, vae="mesh_vae_paper")
+
+
+@pytest.mark.parametrize(
+    ("load", "subfolder", "loaded"),
+    [
+        (from_pretrained, None, Diverse3DFace),
+        (from_pretrained, "face_model", FaceModel),
+        (from_pretrained, "mesh_vae_lite", MeshVAE),
+        (FaceModel.from_pretrained, "face_model", FaceModel),
+        (MeshVAE.from_pretrained, "mesh_vae_lite", MeshVAE),
+        (Diverse3DFace.from_pretrained, None, Diverse3DFace),
+    ],
+    ids=["generic-pipeline", "generic-face-model", "generic-vae", "face-model", "vae", "pipe"],
+)
+def test_a_load_from_a_hub_repo_fetches_each_file_once(
+    served_hub: ServedHub, load: Callable[..., object], subfolder: str | None, loaded: type
+) -> None:
+    # the generic loader fetched the config.json for the kind, and its model's loader again;
+    # a face model's or a Mesh-VAE's own loader fetched it, then all of its files again
+    assert isinstance(load(REPO_ID, subfolder=subfolder), loaded)
+    config = f"{subfolder}/config.json" if subfolder else "config.json"
+    assert served_hub.fetched[config] == 1
+    assert set(served_hub.fetched.values()) == {1}
 
 
 def test_save_pretrained_keeps_the_published_layout_licence_and_config_entries(
