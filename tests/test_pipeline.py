@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ from d3dface.pipeline import run_settings
 
 TEST_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "test_images"
 FAST = {"iterations": 8, "fit_iterations": 30}
+QUICK_CLI = ["-n", "2", "--iterations", "2", "--fit-iterations", "10", "--quiet"]
+"""``reconstruct`` options of a quick run that still makes two samples."""
 
 
 @pytest.fixture(scope="module")
@@ -329,20 +332,24 @@ def test_a_photos_folder_skips_earlier_results_and_names_its_subfolders(tmp_path
         list_inputs(only_folders, None, tmp_path / "out")
 
 
+def _folder_of(folder: Path, files: dict[str, Path]) -> Path:
+    """``folder``, made, holding a copy of each of ``files`` under the name it is given."""
+    folder.mkdir()
+    for name, source in files.items():
+        shutil.copy2(source, folder / name)
+    return folder
+
+
 def test_reconstruct_cli_skips_a_bad_file_and_runs_the_rest(
     masked_photo: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     photo, mask = masked_photo
-    photos, masks = tmp_path / "photos", tmp_path / "masks"
-    photos.mkdir()
-    masks.mkdir()
-    (photos / "obama_mask.png").write_bytes(photo.read_bytes())
-    (masks / "obama_mask.png").write_bytes(mask.read_bytes())
+    photos = _folder_of(tmp_path / "photos", {"obama_mask.png": photo})
+    masks = _folder_of(tmp_path / "masks", {"obama_mask.png": mask})
     (photos / "broken.jpg").write_text("not a photo")
     (photos / "notes.txt").write_text("not a photo either, by its name")
     out = tmp_path / "out"
-    args = ["reconstruct", str(photos), "--mask", str(masks), "-n", "2", "--quiet"]
-    args += ["--iterations", "5", "--fit-iterations", "20", "--out", str(out)]
+    args = ["reconstruct", str(photos), "--mask", str(masks), *QUICK_CLI, "--out", str(out)]
     assert main(args) == 1  # one file failed
     captured = capsys.readouterr()
     # the bad file is reported once, on stderr, and counted at the end
@@ -364,12 +371,9 @@ def test_reconstruct_cli_prints_a_note_every_photo_got_once_and_flags_stale_resu
     # the automatic mask's note was printed once per photo of a folder, and a photo that
     # failed on a re-run left its earlier results without a word
     photo, _ = masked_photo
-    photos, out = tmp_path / "photos", tmp_path / "out"
-    photos.mkdir()
-    for name in ("a.png", "b.png"):
-        (photos / name).write_bytes(photo.read_bytes())
-    args = ["reconstruct", str(photos), "-n", "2", "--iterations", "2", "--quiet"]
-    args += ["--fit-iterations", "10", "--out", str(out)]
+    photos = _folder_of(tmp_path / "photos", {"a.png": photo, "b.png": photo})
+    out = tmp_path / "out"
+    args = ["reconstruct", str(photos), *QUICK_CLI, "--out", str(out)]
     out.mkdir()
     (out / "metrics.json").write_text("{}")  # as a single photo's run leaves it
     assert main(args) == 0
@@ -486,27 +490,14 @@ def test_reconstruct_cli_passes_on_what_the_mask_step_noticed(
     masked_photo: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     photo, _ = masked_photo
-    quick = ["-n", "2", "--iterations", "2", "--fit-iterations", "10", "--quiet"]
-    assert main(["reconstruct", str(photo), *quick, "--out", str(tmp_path / "auto")]) == 0
+    assert main(["reconstruct", str(photo), *QUICK_CLI, "--out", str(tmp_path / "auto")]) == 0
     printed = capsys.readouterr().out
     summary = json.loads((tmp_path / "auto" / "metrics.json").read_text())
     assert summary["mask_source"] != "user"
     for note in summary["mask_notes"]:
         assert f"note: {photo}: {note}" in printed
-    assert (
-        main(
-            [
-                "reconstruct",
-                str(photo),
-                *quick,
-                "--mask-method",
-                "none",
-                "--out",
-                str(tmp_path / "no"),
-            ]
-        )
-        == 0
-    )
+    args = ["reconstruct", str(photo), *QUICK_CLI, "--mask-method", "none"]
+    assert main([*args, "--out", str(tmp_path / "no")]) == 0
     printed = capsys.readouterr().out
     assert "nothing was hidden" in printed and "give --mask" in printed
 
@@ -519,8 +510,7 @@ def test_reconstruct_cli_says_when_the_given_mask_hides_nothing(
     with Image.open(photo) as image:
         black = Image.new("L", image.size)
     black.save(tmp_path / "black.png")
-    quick = ["-n", "2", "--iterations", "2", "--fit-iterations", "10", "--quiet"]
-    args = ["reconstruct", str(photo), "--mask", str(tmp_path / "black.png"), *quick]
+    args = ["reconstruct", str(photo), "--mask", str(tmp_path / "black.png"), *QUICK_CLI]
     assert main([*args, "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
     assert "the given mask hides no part of the face" in printed
