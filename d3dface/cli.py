@@ -442,9 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_face_model_option(fit)
     fit.set_defaults(run=_cmd_fit)
 
-    mask = commands.add_parser(
-        "mask", help="find the hidden part of a face (mask, overlay and summary)"
-    )
+    mask = commands.add_parser("mask", help="find what hides a face (mask, overlay, summary)")
     mask.add_argument("image", type=Path, help="the photo (JPEG, PNG, ...)")
     mask.add_argument(
         "--method",
