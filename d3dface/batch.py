@@ -126,11 +126,7 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
         else:
             ignored.append(f"{p.name}: named as a mask; {owner.name}'s is {masks[owner]}")
     if not photos:
-        unread = f"; photos in its folders ({', '.join(subfolders)}) are not read"
-        raise ValueError(
-            f"folder '{source}' holds no photos (files ending in {', '.join(IMAGE_SUFFIXES)})"
-            + (unread if subfolders else "")
-        )
+        raise ValueError(_no_photos_message(source, subfolders, earlier))
     items = [BatchItem(p, masks[p], out_dir / _folder_name(p, stems[p.stem] > 1)) for p in photos]
     folders = Counter(item.out_dir for item in items)
     for item in items:
@@ -145,6 +141,22 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
                 "of that name; move the file or choose another --out"
             )
     return _checked(BatchInputs(items, ignored))
+
+
+def _no_photos_message(source: Path, subfolders: list[str], earlier: dict[str, str]) -> str:
+    """Why folder ``source`` gives no photos: none there, photos only in ``subfolders``, or
+    only the pictures of an earlier result (``earlier``: picture name -> the summary listing
+    it)."""
+    message = f"folder '{source}' holds no photos (files ending in {', '.join(IMAGE_SUFFIXES)})"
+    if subfolders:
+        message += f"; photos in its folders ({', '.join(subfolders)}) are not read"
+    if earlier:
+        summaries = ", ".join(sorted(set(earlier.values())))
+        message += (
+            f"; its pictures ({', '.join(earlier)}) are an earlier run's results, listed in "
+            f"its {summaries}: give the photo that run read, or its folder"
+        )
+    return message
 
 
 def _checked(inputs: BatchInputs) -> BatchInputs:

@@ -330,6 +330,13 @@ def test_a_photos_folder_skips_earlier_results_and_names_its_subfolders(tmp_path
     (only_folders / "2024" / "c.jpg").write_bytes(b"picture")
     with pytest.raises(ValueError, match=r"holds no photos .*its folders \(2024\) are not read"):
         list_inputs(only_folders, None, tmp_path / "out")
+    # a result folder given as the photos: why its pictures are not photos, and what to give
+    with pytest.raises(
+        ValueError,
+        match=r"holds no photos .*its pictures \(grid\.png\) are an "
+        r"earlier run's results, listed in its metrics\.json: give the photo",
+    ):
+        list_inputs(tmp_path / "a", None, tmp_path / "out")
 
 
 def _folder_of(folder: Path, files: dict[str, Path]) -> Path:
