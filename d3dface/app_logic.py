@@ -861,6 +861,9 @@ def interpolation_mesh(store: RunStore, run_id: str | None, start: Any, end: Any
 
 # ------------------------------------------------------------------------------ text
 _STAGES = ("detect", "mask", "fit", "diversity")
+_MASK_SOURCES = {"user": "mask of step 2", "none": "no mask (nothing hidden)"}
+"""The summary's words for where a run's mask came from (``FaceResult.mask_source``); any
+other source is the automatic segmentation's, "found automatically" as in the mask status."""
 
 
 def summary_markdown(summary: Mapping[str, Any]) -> str:
@@ -875,8 +878,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     if "files_s" in app:
         parts += f" · files {app['files_s']:.1f} s"
     hidden = summary.get("occluded_pixel_fraction")
-    source = summary.get("mask_source", "?")
-    mask_text = "mask of step 2" if source == "user" else f"mask: {source}"
+    mask_text = _MASK_SOURCES.get(summary.get("mask_source"), "mask found automatically")
     if hidden is not None:
         mask_text += f", {100 * float(hidden):.1f}% of the photo hidden"
     face = summary.get("face") or {}

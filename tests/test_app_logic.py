@@ -390,6 +390,23 @@ def test_summary_without_metrics_and_device_note() -> None:
 
 
 @pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        ("user", "mask of step 2, 25.0% of the photo hidden"),
+        ("model", "mask found automatically, 25.0% of the photo hidden"),
+        ("facexlib", "mask found automatically, 25.0% of the photo hidden"),
+        ("none", "no mask (nothing hidden), 25.0% of the photo hidden"),
+    ],
+)
+def test_summary_says_where_the_mask_came_from_in_the_words_of_the_mask_status(
+    source: str, words: str
+) -> None:
+    # an automatic mask was "mask: model" in the summary, "found automatically" in the status
+    text = logic.summary_markdown({"mask_source": source, "occluded_pixel_fraction": 0.25})
+    assert f"; {words};" in text and f"mask: {source}" not in text
+
+
+@pytest.mark.parametrize(
     ("text", "shown"),
     [
         ("no face here", "No face here."),
