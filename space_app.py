@@ -79,6 +79,9 @@ the face, while each sample's latent code is kept plausible.
 
 
 CSS = """
+/* a pop-up's message (logic.popup_text): its title on the first line, in bold */
+.toast-message-text { white-space: pre-line; }
+.toast-message-text::first-line { font-weight: 600; }
 /* the thumbnails take the height they need: no blank box below one row of them, and every
    row on the page (not in a box of 55% of the screen's height, scrolling inside the page) */
 #thumbnails .grid-wrap { min-height: 0; max-height: none; }
@@ -98,8 +101,8 @@ CSS = """
   #mask-editor > label { max-width: calc(100% - 196px); }
 }
 """
-"""The app's own styles (given to ``launch``): the thumbnails' box, and the layout on
-phone-width screens (desktop widths are left as Gradio lays them out)."""
+"""The app's own styles (given to ``launch``): the pop-ups' titles, the thumbnails' box, and
+the layout on phone-width screens (desktop widths are left as Gradio lays them out)."""
 
 
 class _WithoutStub(ComponentMeta):

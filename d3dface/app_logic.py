@@ -27,7 +27,6 @@ says what to do; the app shows it as a ``gr.Error``.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import os
 import shutil
@@ -333,17 +332,15 @@ def sentence(text: str) -> str:
 
 
 def popup_text(title: str, message: str) -> str:
-    """The HTML of a pop-up's message: ``title`` in bold, then ``message`` as a
-    :func:`sentence` (both escaped).
+    """A pop-up's message, plain text: ``title`` on the first line, then ``message``, each a
+    :func:`sentence`.
 
     The title leads the message because Gradio 6.31's pop-ups head every message with its
     kind only ("Error", "Warning"): the ``title`` given to ``gr.Error`` / ``gr.Warning``
-    reaches API clients but is not shown in the browser.
+    reaches API clients but is not shown in the browser. Plain text, not HTML: API clients get
+    the message as it is, and the app's stylesheet sets the first line in bold in the browser.
     """
-    return (
-        f"<strong>{html.escape(sentence(title), quote=False)}</strong> "
-        f"{html.escape(sentence(message), quote=False)}"
-    )
+    return f"{sentence(title)}\n{sentence(message)}"
 
 
 def mask_preview(

@@ -212,16 +212,18 @@ def test_app_in_a_browser(app_url: str, browser: Any) -> None:
 
 
 def test_an_error_pop_up_says_what_failed(app_url: str, browser: Any) -> None:
-    """Reconstruct without a photo: the pop-up names what failed, not only "Error", and the
-    button works again."""
+    """Reconstruct without a photo: the pop-up names what failed, not only "Error" (its
+    plain-text message's first line, in bold), and the button works again."""
     page = _open(browser, app_url)
     page.get_by_role("button", name="Reconstruct").click()
     toast = page.locator(".toast-body").first
     toast.wait_for()
     page.wait_for_timeout(500)  # the pop-up slides in
     toast.screenshot(path=ARTIFACTS / "07_error.png")
-    assert toast.locator("strong").inner_text() == "Photo not usable."
-    assert "Upload a photo of a face first" in toast.inner_text()
+    message = toast.get_by_test_id("toast-text")
+    title, words = message.inner_text().splitlines()
+    assert title == "Photo not usable." and words.startswith("Upload a photo of a face first")
+    assert message.evaluate("e => getComputedStyle(e, '::first-line').fontWeight") == "600"
     page.get_by_role("button", name="Reconstruct", exact=True).wait_for()  # not "…ing"
     assert page.get_by_role("button", name="Reconstruct", exact=True).is_enabled()
 
@@ -465,7 +467,7 @@ def test_app_api_with_gradio_client(app_url: str, tmp_path: Path) -> None:
     with zipfile.ZipFile(zip_path) as archive:
         assert {"sample_00.glb", "sample_01.obj", "metrics.json"} <= set(archive.namelist())
 
-    with pytest.raises(AppError, match="seed must be a whole number 0 or more"):
+    with pytest.raises(AppError, match="seed must be a whole number 0 or more") as error:
         client.predict(
             photo=handle_file(EXAMPLES / "render_scarf.jpg"),
             mask_editor=None,
@@ -473,6 +475,10 @@ def test_app_api_with_gradio_client(app_url: str, tmp_path: Path) -> None:
             seed=-3,
             api_name="/reconstruct",
         )
+    # plain text, not the browser's HTML ("<strong>Setting not valid.</strong> The seed ...")
+    assert str(error.value) == (
+        f"Setting not valid.\nThe seed must be a whole number 0 or more (at most {2**31 - 1})."
+    )
     text = tmp_path / "notes.png"
     text.write_text("not an image")
     with pytest.raises(AppError, match="not an image"):

@@ -421,6 +421,7 @@ def test_sentence_capitalises_and_ends_with_a_full_stop(text: str, shown: str) -
     assert logic.sentence(text) == shown
 
 
-def test_popup_text_leads_with_the_title_in_bold_and_escapes() -> None:
+def test_popup_text_is_plain_text_with_the_title_on_its_first_line() -> None:
+    # API clients got the browser's HTML: "<strong>Photo not usable.</strong> 'a&lt;b&gt;.png'"
     text = logic.popup_text("Photo not usable", "'a<b>.png' is empty")
-    assert text == "<strong>Photo not usable.</strong> 'a&lt;b&gt;.png' is empty."
+    assert text == "Photo not usable.\n'a<b>.png' is empty."
