@@ -433,13 +433,13 @@ def on_clear_mask(photo: str | None, face_index: Any = 0) -> tuple[Any, Any, str
 
 def on_reconstruct(
     photo: str | None,
-    mask_editor: dict[str, Any] | None,
-    mask_file: str | None,
-    n: float,
-    k: float,
-    n_sigma: float,
-    preset: str,
-    seed: float,
+    mask_editor: dict[str, Any] | None = None,
+    mask_file: str | None = None,
+    n: float = logic.DEFAULT_SETTINGS.n,
+    k: float = logic.DEFAULT_SETTINGS.k,
+    n_sigma: float = logic.DEFAULT_SETTINGS.n_sigma,
+    preset: str = logic.DEFAULT_SETTINGS.preset,
+    seed: float = logic.DEFAULT_SETTINGS.seed,
     shown_mask: logic.ShownMask | None = None,
     face: Any = 0,
     progress: gr.Progress = gr.Progress(),  # noqa: B008
@@ -448,7 +448,12 @@ def on_reconstruct(
     picker still shows an earlier photo's). Mask: the one shown in the editor with the user's
     strokes (when the editor holds this photo, not yet an earlier one), else the mask file,
     else found automatically. Returns the run id, summary, thumbnails, spread mesh, overlay,
-    zip and metrics."""
+    zip and metrics.
+
+    The ``None`` defaults of the mask editor and the mask file make them optional parameters
+    of the ``/reconstruct`` API (Gradio marks an input optional when its component has a
+    value or its parameter defaults to None); the settings' API defaults are their
+    controls' values."""
     with user_errors(PHOTO_NOT_USABLE):
         image = logic.load_photo(photo)
     if shown_mask is not None and not shown_mask.is_of(image):
@@ -657,7 +662,7 @@ def build_demo() -> gr.Blocks:
                 n = SettingSlider(
                     1,
                     logic.MAX_SAMPLES,
-                    value=6,
+                    value=logic.DEFAULT_SETTINGS.n,
                     step=1,
                     label="Number of samples N",
                     elem_id="n-samples",
@@ -666,7 +671,7 @@ def build_demo() -> gr.Blocks:
                 k = SettingSlider(
                     0.05,
                     5.0,
-                    value=0.5,
+                    value=logic.DEFAULT_SETTINGS.k,
                     step=0.05,
                     label="k: DPP similarity scale",
                     elem_id="k",
@@ -676,7 +681,7 @@ def build_demo() -> gr.Blocks:
                 n_sigma = SettingSlider(
                     0.0,
                     10.0,
-                    value=3.0,
+                    value=logic.DEFAULT_SETTINGS.n_sigma,
                     step=0.5,
                     label="n_sigma: how far from typical a sample may go",
                     elem_id="n-sigma",
@@ -695,7 +700,9 @@ def build_demo() -> gr.Blocks:
                 # no ``minimum``: Gradio's own range check would answer a negative seed with
                 # "Value -3 is less than minimum value 0." without naming the seed;
                 # logic.validate_settings says what is wrong
-                seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
+                seed = gr.Number(
+                    value=logic.DEFAULT_SETTINGS.seed, precision=0, label="Seed", elem_id="seed"
+                )
                 run_button = gr.Button(RUN_LABEL, variant="primary", size="lg")
                 gr.Markdown(
                     f"<small>{logic.device_note()} One run at a time; others wait in the "

@@ -64,6 +64,7 @@ __all__ = [
     "BRUSH_HIDE",
     "BRUSH_SHOW",
     "DEFAULT_PRESET",
+    "DEFAULT_SETTINGS",
     "FACE_OUTLINE_RGB",
     "HIDDEN_RGB",
     "MASK_ALPHA_THRESHOLD",
@@ -213,6 +214,11 @@ class AppSettings:
     def fit_iterations(self) -> int | None:
         """Stage-1 iterations of the preset (None = the pipeline's default)."""
         return PRESETS[self.preset].fit_iterations
+
+
+DEFAULT_SETTINGS = AppSettings(n=6, k=0.5, n_sigma=3.0, preset=DEFAULT_PRESET, seed=0)
+"""The settings the app's controls start with (k = 0.5 is the paper's), which an API call
+may leave out (the preset the app starts with is :func:`default_preset`)."""
 
 
 def validate_settings(

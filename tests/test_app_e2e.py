@@ -442,7 +442,8 @@ def test_app_at_phone_width(app_url: str, browser: Any) -> None:
 
 
 def test_app_api_with_gradio_client(app_url: str, tmp_path: Path) -> None:
-    """``/reconstruct`` through gradio_client (local URL): files, metrics, readable errors."""
+    """``/reconstruct`` through gradio_client (local URL): files, metrics, readable errors;
+    the mask editor and the mask file may be left out."""
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
@@ -469,9 +470,7 @@ def test_app_api_with_gradio_client(app_url: str, tmp_path: Path) -> None:
 
     with pytest.raises(AppError, match="seed must be a whole number 0 or more") as error:
         client.predict(
-            photo=handle_file(EXAMPLES / "render_scarf.jpg"),
-            mask_editor=None,
-            mask_file=None,
+            photo=handle_file(EXAMPLES / "render_scarf.jpg"),  # no mask_editor, no mask_file
             seed=-3,
             api_name="/reconstruct",
         )
@@ -482,15 +481,11 @@ def test_app_api_with_gradio_client(app_url: str, tmp_path: Path) -> None:
     text = tmp_path / "notes.png"
     text.write_text("not an image")
     with pytest.raises(AppError, match="not an image"):
-        client.predict(
-            photo=handle_file(text), mask_editor=None, mask_file=None, api_name="/reconstruct"
-        )
+        client.predict(photo=handle_file(text), api_name="/reconstruct")
     blank = tmp_path / "blank.png"
     Image.fromarray(np.full((200, 200, 3), 255, np.uint8)).save(blank)
     with pytest.raises(AppError, match="No face was found"):
-        client.predict(
-            photo=handle_file(blank), mask_editor=None, mask_file=None, api_name="/reconstruct"
-        )
+        client.predict(photo=handle_file(blank), api_name="/reconstruct")
 
 
 def test_app_refuses_bad_uploads_with_readable_messages(app_url: str, tmp_path: Path) -> None:

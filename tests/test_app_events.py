@@ -504,6 +504,22 @@ def test_the_api_documents_the_face_as_the_whole_number_it_takes() -> None:
     assert type(picker)(**picker.constructor_args).get_block_name() == "radio"
 
 
+def test_the_api_leaves_the_mask_to_the_app_unless_one_is_given() -> None:
+    # the mask editor and the mask file were required API parameters: a caller had to pass
+    # mask_editor=None, mask_file=None for the mask the app finds itself anyway
+    parameters = space_app.demo.get_api_info()["named_endpoints"]["/reconstruct"]["parameters"]
+    optional = {p["parameter_name"]: p["parameter_default"] for p in parameters}
+    assert {p["parameter_name"] for p in parameters if not p["parameter_has_default"]} == {"photo"}
+    assert optional["mask_editor"] is None and optional["mask_file"] is None
+    settings = logic.DEFAULT_SETTINGS
+    assert [optional[name] for name in ("n", "k", "n_sigma", "seed")] == [
+        settings.n,
+        settings.k,
+        settings.n_sigma,
+        settings.seed,
+    ]
+
+
 def test_reconstruct_is_disabled_while_its_run_lasts() -> None:
     # pressed again during a run, it queued the same run once more; and a run that failed
     # (a bad setting, no face) left it disabled for good: it was enabled again by a ``then``,
