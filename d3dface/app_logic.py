@@ -47,6 +47,7 @@ import torch
 from PIL import Image
 
 from d3dface.imageio import ImageError, ImageSource, downscale_to, load_image
+from d3dface.latents_file import blend_stem
 from d3dface.perception.landmarks import (
     DEFAULT_MAX_FACES,
     ChosenFace,
@@ -838,8 +839,12 @@ def _sample_glbs(result: FaceResult, directory: Path) -> list[Path]:
 def interpolation_mesh(store: RunStore, run_id: str | None, start: Any, end: Any, t: Any) -> Path:
     """Decode the blend ``(1 - t) * z_start + t * z_end`` of two samples' latent codes to a
     new GLB file (t = 0 gives sample ``start``, t = 1 sample ``end``; coloured like them).
+    It is named as the ``interpolate`` command names blends (``blend_00_01_050.glb``: samples
+    0 and 1, 50% of sample 1; see :func:`~d3dface.latents_file.blend_stem`), for the user who
+    downloads it, in a folder of its own under the run's ``blends/``: no two requests share
+    a file.
 
-    Older blend files of the run are deleted (the app has already served them).
+    Older blends of the run are deleted (the app has already served them).
 
     Raises:
         ValueError: unknown run, bad sample index, or t outside [0, 1].
@@ -855,11 +860,13 @@ def interpolation_mesh(store: RunStore, run_id: str | None, start: Any, end: Any
         raise ValueError(f"The blend must be between 0 and 1, got {blend}.")
     with torch.no_grad():
         vertices = result.interpolate(first, second, blend).detach().cpu().numpy()
-    for old in directory.glob("interp_*.glb"):
-        old.unlink(missing_ok=True)
-    colours = result.fit.colours.numpy()
-    path = directory / f"interp_{uuid.uuid4().hex[:8]}.glb"
-    return export_mesh(path, vertices, result.faces.numpy(), colours)
+    blends = directory / "blends"
+    for old in blends.glob("*"):
+        shutil.rmtree(old, ignore_errors=True)
+    folder = blends / uuid.uuid4().hex[:8]
+    folder.mkdir(parents=True)
+    path = folder / f"{blend_stem(first, second, blend)}.glb"
+    return export_mesh(path, vertices, result.faces.numpy(), result.fit.colours.numpy())
 
 
 # ------------------------------------------------------------------------------ text

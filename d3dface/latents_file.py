@@ -34,6 +34,7 @@ __all__ = [
     "LATENTS_NAME",
     "SavedLatents",
     "blend_shares",
+    "blend_stem",
     "check_pair",
     "load_latents",
     "save_latents",
@@ -46,7 +47,8 @@ LATENTS_NAME = "latents.safetensors"
 KIND = "d3dface.latents"
 FORMAT_VERSION = "1"
 BLEND_STEM = re.compile(r"blend_\d+_\d+_\d{3}")
-"""Stems of the blend meshes :func:`write_blends` writes (``blend_00_03_050``)."""
+"""Stems of the blend meshes :func:`write_blends` writes (``blend_00_03_050``, see
+:func:`blend_stem`)."""
 _TENSORS = ("codes", "fitted", "occluded", "colours")
 
 
@@ -240,7 +242,13 @@ def write_blends(
     paths = []
     for share in shares:
         vertices = interpolate(space, codes[first], codes[second], share).cpu().numpy()
-        stem = f"blend_{first:02d}_{second:02d}_{round(100 * share):03d}"
+        stem = blend_stem(first, second, share)
         for suffix in suffixes:
             paths.append(export_mesh(out_dir / f"{stem}{suffix}", vertices, faces, colours))
     return paths
+
+
+def blend_stem(first: int, second: int, share: float) -> str:
+    """The file stem of a blend of samples ``first`` and ``second`` with ``share`` (0-1) of
+    ``second``: ``blend_<first>_<second>_<percent of second>`` (``blend_00_03_050``)."""
+    return f"blend_{first:02d}_{second:02d}_{round(100 * share):03d}"

@@ -128,7 +128,7 @@ def test_app_in_a_browser(app_url: str, browser: Any) -> None:
     """Example -> mask (painted on) -> N = 3 samples: viewers, thumbnails, blend, zip."""
     page = _open(browser, app_url)
     blends: list[str] = []
-    page.on("response", lambda r: blends.append(r.url) if "interp_" in r.url else None)
+    page.on("response", lambda r: blends.append(r.url) if "/blend_" in r.url else None)
     assert "d3dface" in page.title()
     page.screenshot(path=ARTIFACTS / "01_start.png", full_page=True)
 

@@ -363,7 +363,7 @@ def test_picking_a_thumbnail_shows_it_and_blends_only_when_there_are_two(
     shown, start, _, blended = space_app.on_pick(run_id, 0, 0, 0.5, picked)  # type: ignore[arg-type]
     assert shown["value"] == str(directory / f"sample_0{n - 1}.glb")
     assert shown["label"] == f"sample {n - 1}" and start["value"] == n - 1
-    blends = sorted(directory.glob("interp_*.glb"))
+    blends = sorted(directory.glob("blends/*/blend_*.glb"))
     if n == 1:
         assert blended == gr.update() and blends == []  # nothing decoded for the hidden viewer
     else:

@@ -365,13 +365,21 @@ def test_store_drops_old_runs_and_interpolates(tmp_path: Path) -> None:
     assert [p.name for p in logic.sample_glbs(store, run_id)] == ["sample_00.glb", "sample_01.glb"]
     first = logic.interpolation_mesh(store, run_id, 0, 1, 0.0)
     second = logic.interpolation_mesh(store, run_id, 0, 1, 1.0)
-    assert not first.exists() and second.exists() and second.parent == directory
+    assert not first.parent.exists() and second.exists()  # the older blend is gone
+    # named as the interpolate command names blends (it was "interp_<hex>.glb"), each in a
+    # folder of its own: the same blend asked for twice is two files
+    assert (first.name, second.name) == ("blend_00_01_000.glb", "blend_00_01_100.glb")
     mesh = trimesh.load(second, force="mesh", process=False)
     np.testing.assert_allclose(
         np.sort(np.linalg.norm(mesh.vertices, axis=1)),
         np.full(len(mesh.vertices), 0.105),
         atol=1e-5,
     )
+    again = logic.interpolation_mesh(store, run_id, 0, 1, 1.0)
+    assert again.name == second.name and again != second
+    assert again.parent.parent == directory / "blends"
+    assert logic.interpolation_mesh(store, run_id, 1, 0, 0.35).name == "blend_01_00_035.glb"
+    assert len(list(directory.glob("blends/*"))) == 1
     with pytest.raises(ValueError, match="between 0 and 1"):
         logic.interpolation_mesh(store, run_id, 0, 1, 1.5)
     with pytest.raises(ValueError, match="Pick two samples"):
