@@ -329,17 +329,21 @@ def photo_mask(
     fits the photo; for an example photo, the exact mask shipped with it; otherwise the
     automatic mask. Returns the editor value, kept mask, status, mask file (cleared when
     refused) and the face (None when none is found)."""
-    shipped = example_mask(photo, image)
-    # the face of a mask file or an example's mask (the automatic mask finds its own)
-    face = logic.chosen_face(image, face_index) if mask_file or shipped is not None else None
+    # the face is found once: for the mask shown, once it is known which (a mask file that
+    # fits, the example's mask); the automatic mask finds its own
     refused = ""
     if mask_file:
         try:
-            return *show_mask_file(image, mask_file, face), gr.skip(), face
+            mask = logic.load_mask_file(mask_file, image.shape)
         except ValueError as exc:  # includes ImageError
             refused = f"{refused_file(exc)}\n\n"
+        else:
+            face = logic.chosen_face(image, face_index)
+            return *show_mask_file(image, mask, face), gr.skip(), face
     file_update = None if refused else gr.skip()  # a refused file is cleared
+    shipped = example_mask(photo, image)
     if shipped is not None:
+        face = logic.chosen_face(image, face_index)
         mask = logic.load_mask_file(shipped, image.shape)
         status = (
             f"**Mask of the example** (the occluder as drawn): {100 * mask.mean():.1f}% of the "
@@ -394,23 +398,19 @@ def on_mask_file(
     with user_errors(PHOTO_NOT_USABLE):
         image = logic.load_photo(photo)
     try:
-        face = logic.chosen_face(image, int(face_index or 0))
-        return *show_mask_file(image, mask_file, face), gr.skip()
+        mask = logic.load_mask_file(mask_file, image.shape)
     except ValueError as exc:  # includes ImageError
         warn(str(exc), title="Mask file not used")
         return gr.skip(), gr.skip(), refused_file(exc), None
+    face = logic.chosen_face(image, int(face_index or 0))
+    return *show_mask_file(image, mask, face), gr.skip()
 
 
 def show_mask_file(
-    image: Any, mask_file: str, face: ChosenFace | None = None
+    image: Any, mask: np.ndarray, face: ChosenFace | None = None
 ) -> tuple[dict[str, Any], Any, str]:
-    """The user's mask file over the loaded photo (``face`` boxed when the photo has several):
-    editor value, kept mask, status.
-
-    Raises:
-        ValueError (ImageError): the file is not an image or does not fit the photo.
-    """
-    mask = logic.load_mask_file(mask_file, image.shape)
+    """The mask of the user's file (see :func:`logic.load_mask_file`) over the loaded photo
+    (``face`` boxed when the photo has several): editor value, kept mask, status."""
     share = 100 * mask.mean()
     status = f"**Mask from your file:** {share:.1f}% of the photo hidden. {MASK_CHECK}"
     return *show_mask(image, mask, face), with_face(status, face)

@@ -18,7 +18,7 @@ from PIL import Image
 
 import space_app
 from d3dface import app_logic as logic
-from d3dface.perception.landmarks import NoFaceError
+from d3dface.perception.landmarks import LandmarkDetector, NoFaceError
 
 EXAMPLE = space_app.EXAMPLES / "obama_face_mask.jpg"
 EXAMPLE_MASK = space_app.EXAMPLES / "obama_face_mask_mask.png"
@@ -82,6 +82,32 @@ def test_a_mask_file_that_does_not_fit_is_refused_and_cleared(tmp_path: Path, ba
     _, kept, status, file_update, _, _ = space_app.on_photo(str(EXAMPLE), str(mask))
     assert "Your mask file was not used" in status and "Mask of the example" in status
     assert file_update is None and kept.mask.any()
+
+
+@pytest.mark.parametrize("name", ["mine.jpg", EXAMPLE.name])
+def test_a_refused_mask_file_leaves_the_face_to_be_found_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # the face was found for the mask file, which was then refused, and found again for the
+    # automatic mask
+    detections: list[np.ndarray] = []
+    detect = LandmarkDetector.detect
+
+    def counted(detector: LandmarkDetector, image: np.ndarray) -> Any:
+        detections.append(image)
+        return detect(detector, image)
+
+    monkeypatch.setattr(LandmarkDetector, "detect", counted)
+    photo = tmp_path / name  # one of one's own (the automatic mask), or the example
+    shutil.copy(EXAMPLE, photo)
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.zeros((30, 30), np.uint8)).save(mask)
+    _, kept, status, file_update, _, _ = space_app.on_photo(str(photo), str(mask))
+    assert "Your mask file was not used" in status and file_update is None and kept.mask.any()
+    assert len(detections) == 1
+    with pytest.warns(UserWarning, match="mask file"):  # refused on its own: no face needed
+        space_app.on_mask_file(str(photo), str(mask))
+    assert len(detections) == 1
 
 
 def test_a_refused_mask_files_warning_is_written_as_a_sentence(
