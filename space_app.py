@@ -306,6 +306,21 @@ def on_photo(
     return *mask_outputs, shown, face_picker(face)
 
 
+PHOTO_FAILED = (
+    "**No mask:** that photo could not be used (the pop-up says why). Upload another photo or "
+    "click an example."
+)
+"""The mask status after :func:`on_photo` failed."""
+
+
+def on_photo_failed() -> tuple[Any, ...]:
+    """:func:`on_photo` failed (a file that is not an image, ...; its pop-up says why): the
+    editor, kept mask and Face picker of the earlier photo are cleared, as are its results,
+    so that no mask or result of another photo is shown with this one. Returns the editor,
+    kept mask, status, Face picker, and the results, every-sample section and summary."""
+    return None, None, PHOTO_FAILED, face_picker(None), *results_view(None, None)
+
+
 def on_face(
     photo: str | None,
     mask_file: str | None,
@@ -826,12 +841,22 @@ def build_demo() -> gr.Blocks:
                 trigger_mode="always_last",
                 concurrency_limit=2,
                 concurrency_id="mask",
+            ).failure(  # a file that is not an image: the earlier photo's mask is cleared
+                on_photo_failed,
+                None,
+                [mask_editor, mask_state, mask_status, face, *results_outputs],
+                api_visibility="private",
+                show_progress_on=[mask_status],
+                queue=False,
             )
             new_photo(  # the results shown may be of the earlier photo
                 results_view,
                 [photo, run_state],
                 results_outputs,
                 api_visibility="private",
+                # a file that is not an image fails it (its Photo box refuses it): no "Error"
+                # badge over the summary's hint (on_photo's pop-up says what is wrong)
+                show_progress="hidden",
                 queue=False,
             )
         # the mask's events after a photo's: their progress on the status line (see above)

@@ -228,6 +228,29 @@ def test_an_error_pop_up_says_what_failed(app_url: str, browser: Any) -> None:
     assert page.get_by_role("button", name="Reconstruct", exact=True).is_enabled()
 
 
+def test_a_file_that_is_not_an_image_leaves_no_mask_of_another_photo(
+    app_url: str, browser: Any, tmp_path: Path
+) -> None:
+    """An example, then a text file as the photo: the pop-up says what is wrong, and the
+    example's mask leaves the editor (it stayed, for the run to use with no photo of its
+    own)."""
+    notes = tmp_path / "holiday.jpg"
+    notes.write_text("not a photo")
+    page = _open(browser, app_url)
+    page.locator("button.gallery-item").first.click()
+    assert "Mask of the example" in _wait_for_mask(page)
+    page.locator("#photo input[type=file]").set_input_files(notes)
+    toast = page.get_by_test_id("toast-text").first
+    toast.wait_for()
+    assert toast.inner_text().startswith("Photo not usable.\nThat file is not an image")
+    page.wait_for_function(
+        "document.querySelector('#mask-status').innerText.startsWith('No mask:')"
+    )
+    page.wait_for_timeout(500)
+    page.screenshot(path=ARTIFACTS / "11_not_an_image.png")
+    assert _editor_spread(page, "11_not_an_image_editor.png") < 20  # an empty editor
+
+
 def test_a_photo_with_two_faces_runs_on_the_face_picked(
     app_url: str, browser: Any, tmp_path: Path
 ) -> None:

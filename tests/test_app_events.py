@@ -167,6 +167,7 @@ def test_a_removed_photo_empties_the_editor_and_no_event_shows_progress_on_it() 
     fns = space_app.demo.fns.values()
     assert {f.fn for f in fns if editor in f.outputs} == {
         space_app.on_photo,
+        space_app.on_photo_failed,
         space_app.on_face,
         space_app.on_find_mask,
         space_app.on_clear_mask,
@@ -190,6 +191,39 @@ def test_the_editors_own_bin_puts_the_photo_back_with_nothing_hidden() -> None:
     shown, kept, status = space_app.on_clear_mask(str(EXAMPLE), 0)
     assert shown["background"].shape == logic.load_photo(str(EXAMPLE)).shape
     assert kept.mask is None and status.startswith("**Mask cleared:**")
+
+
+def test_a_photo_that_cannot_be_used_clears_the_earlier_photos_mask_and_results() -> None:
+    # a file that is not an image (refused by the Photo box's preprocess, before on_photo
+    # runs) got its error pop-up, while the editor kept the earlier photo's mask, for the
+    # run to use with no photo of its own
+    fns = space_app.demo.fns
+    for listener in (f for f in fns.values() if f.fn is space_app.on_photo):
+        failed = [f for f in fns.values() if f.trigger_after == listener._id]
+        assert [(f.fn, f.trigger_only_on_failure) for f in failed] == [
+            (space_app.on_photo_failed, True)
+        ]
+        assert [block.elem_id for block in failed[0].outputs] == [
+            "mask-editor",
+            None,  # the kept mask (a State)
+            "mask-status",
+            "face",
+            "results",
+            None,  # the every-sample section
+            "summary",
+        ]
+    # the results' own listener fails too, and left an "Error" badge over the summary's hint
+    on_new_photo = [
+        f
+        for f in fns.values()
+        if f.fn is space_app.results_view and f.targets[0][1] in ("input", "then")
+    ]
+    assert [f.show_progress for f in on_new_photo] == ["hidden", "hidden"]
+    editor, kept, status, picker, results, every_sample, summary = space_app.on_photo_failed()
+    assert editor is None and kept is None and picker["visible"] is False
+    assert status.startswith("**No mask:** that photo could not be used")
+    assert results["visible"] is every_sample["visible"] is False
+    assert summary == space_app.RESULTS_HINT
 
 
 def test_a_photo_given_while_a_mask_is_found_gets_its_turn_after() -> None:
