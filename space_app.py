@@ -82,6 +82,15 @@ CSS = """
 /* a pop-up's message (logic.popup_text): its title on the first line, in bold */
 .toast-message-text { white-space: pre-line; }
 .toast-message-text::first-line { font-weight: 600; }
+/* the mask editor without a picture (Gradio dashes its border then): a hint in place of a
+   blank canvas, its tools (with nothing to work on) and Gradio's "select the draw tool" */
+#mask-editor[style*="border-style: dashed"] :is(.pixi-target, .empty, .toolbar-wrap, .top-panel) {
+  visibility: hidden;
+}
+#mask-editor[style*="border-style: dashed"] .image-container::before {
+  content: "The photo and its mask appear here";
+  color: var(--body-text-color-subdued);
+}
 /* the thumbnails take the height they need: no blank box below one row of them, and every
    row on the page (not in a box of 55% of the screen's height, scrolling inside the page) */
 #thumbnails .grid-wrap { min-height: 0; max-height: none; }
@@ -101,8 +110,9 @@ CSS = """
   #mask-editor > label { max-width: calc(100% - 196px); }
 }
 """
-"""The app's own styles (given to ``launch``): the pop-ups' titles, the thumbnails' box, and
-the layout on phone-width screens (desktop widths are left as Gradio lays them out)."""
+"""The app's own styles (given to ``launch``): the pop-ups' titles, the empty mask editor,
+the thumbnails' box, and the layout on phone-width screens (desktop widths are left as Gradio
+lays them out)."""
 
 
 class _WithoutStub(ComponentMeta):
@@ -657,7 +667,6 @@ def build_demo() -> gr.Blocks:
                     eraser=gr.Eraser(default_size=18),
                     format="png",
                     height=420,
-                    placeholder="The photo and its mask appear here",
                     elem_id="mask-editor",
                 )
                 with gr.Row():

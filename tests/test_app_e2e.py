@@ -233,10 +233,12 @@ def test_a_file_that_is_not_an_image_leaves_no_mask_of_another_photo(
 ) -> None:
     """An example, then a text file as the photo: the pop-up says what is wrong, and the
     example's mask leaves the editor (it stayed, for the run to use with no photo of its
-    own)."""
+    own). The editor without a photo, at the start and then, shows a hint, not a blank
+    canvas with tools."""
     notes = tmp_path / "holiday.jpg"
     notes.write_text("not a photo")
     page = _open(browser, app_url)
+    _editor_shows_its_hint(page)
     page.locator("button.gallery-item").first.click()
     assert "Mask of the example" in _wait_for_mask(page)
     page.locator("#photo input[type=file]").set_input_files(notes)
@@ -249,6 +251,18 @@ def test_a_file_that_is_not_an_image_leaves_no_mask_of_another_photo(
     page.wait_for_timeout(500)
     page.screenshot(path=ARTIFACTS / "11_not_an_image.png")
     assert _editor_spread(page, "11_not_an_image_editor.png") < 20  # an empty editor
+    _editor_shows_its_hint(page)
+
+
+def _editor_shows_its_hint(page: Any) -> None:
+    """Assert that the mask editor shows its hint, and neither its canvas nor its tools."""
+    editor = page.locator("#mask-editor")
+    hint = editor.locator(".image-container").evaluate(
+        "e => getComputedStyle(e, '::before').content"
+    )
+    assert hint == '"The photo and its mask appear here"'
+    for part in (".pixi-target", "button[aria-label=Brush]", "button[aria-label='Clear canvas']"):
+        assert editor.locator(part).is_hidden()
 
 
 def test_a_photo_with_two_faces_runs_on_the_face_picked(
