@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, fields, replace
-from numbers import Integral
+from numbers import Integral, Real
 from typing import TypeVar
 
 import cv2
@@ -115,11 +115,18 @@ class DiversitySettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        # numpy numbers are taken and stored as Python's: torch's seeding and JSON need them
         for name in ("n_samples", "iterations", "seed", "photometric_size"):
             value = getattr(self, name)
             if not isinstance(value, Integral) or isinstance(value, bool):
                 named = "the number of samples (n)" if name == "n_samples" else name
                 raise ValueError(f"{named} must be a whole number, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        for name in ("k", "n_sigma"):
+            value = getattr(self, name)
+            if not isinstance(value, Real) or isinstance(value, bool):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            object.__setattr__(self, name, float(value))
         if not 1 <= self.n_samples <= 64:
             raise ValueError(f"the number of samples must be 1 to 64, got {self.n_samples}")
         if not 0.0 < self.k <= 100.0:

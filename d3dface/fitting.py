@@ -224,6 +224,7 @@ class FitSettings:
                 f"iterations must be a whole number from 0 to {MAX_ITERATIONS}, "
                 f"got {self.iterations!r}"
             )
+        object.__setattr__(self, "iterations", int(self.iterations))  # a numpy integer too
         if not 0.0 <= self.local_fraction <= 1.0:
             raise ValueError(f"local_fraction must be in [0, 1], got {self.local_fraction}")
         if self.optimizer not in ("adam", "sgd"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from d3dface.diversity import (
 from d3dface.dpp import dpp_loss, quality, similarity
 from d3dface.facemodel.model import FaceModel
 from d3dface.figures import head_part, heat_colours, sample_grid, vertex_spread_mm
+from d3dface.fitting import FitSettings
 from d3dface.hub import CHECKPOINTS_DIR
 from d3dface.latent_spaces import ModelSpace, VAESpace
 from d3dface.metrics import (
@@ -219,11 +222,23 @@ def test_model_space_keeps_expressions_in_range_and_starts_at_the_fit(
         ("iterations", -5, "iterations"),
         ("n_samples", 2.5, "whole number"),
         ("seed", 1.5, "whole number"),
+        ("k", "0.5", "k must be a number"),
+        ("n_sigma", None, "n_sigma must be a number"),
     ],
 )
 def test_absurd_settings_are_refused_with_a_message(field: str, value: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         DiversitySettings(**{field: value})
+
+
+def test_numpy_numbers_are_taken_as_python_numbers() -> None:
+    # a numpy seed passed the checks, then failed torch's manual_seed after the whole fit
+    settings = DiversitySettings(n_samples=np.int64(3), k=np.float32(0.25), seed=np.int64(7))
+    assert type(settings.n_samples) is int and type(settings.seed) is int
+    assert type(settings.k) is float and settings.k == 0.25
+    torch.Generator().manual_seed(settings.seed)
+    json.dumps(asdict(settings))  # the result's summary holds the settings
+    assert type(FitSettings(iterations=np.int64(5)).iterations) is int
 
 
 # ---------------------------------------------------------------------- figures
