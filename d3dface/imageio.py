@@ -85,6 +85,11 @@ def load_image(
         if not source:
             raise ImageError(f"The image data is empty (0 bytes); {_FIX_HINT}.")
         return _decode(io.BytesIO(source), "The image data", max_pixels, max_side)
+    if isinstance(source, str) and source.lower().startswith(("http://", "https://")):
+        raise ImageError(
+            f"'{source}' is a web address; d3dface reads photos from files: download it first "
+            "and give the file's path."
+        )
     if isinstance(source, str | Path):
         path = Path(source).expanduser()
         label = f"'{path}'"
@@ -95,9 +100,16 @@ def load_image(
         if path.stat().st_size == 0:
             raise ImageError(f"{label} is empty (0 bytes); {_FIX_HINT}.")
         return _decode(path, label, max_pixels, max_side)
+    tensor = type(source).__name__ == "Tensor"
     raise ImageError(
         f"Cannot load an image from a {type(source).__name__}; give a file path, encoded bytes, "
-        "a numpy array or a PIL image."
+        "a numpy array or a PIL image"
+        + (
+            " (a torch image tensor: tensor.cpu().numpy(), after .permute(1, 2, 0) if its "
+            "channels come first)."
+            if tensor
+            else "."
+        )
     )
 
 
@@ -225,9 +237,15 @@ def _array_to_rgb(array: np.ndarray, max_pixels: int, max_side: int) -> np.ndarr
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
+        channels_first = array.ndim == 3 and array.shape[0] in (1, 3, 4)
         raise ImageError(
             f"{label} has shape {array.shape}; expected (H, W), (H, W, 1), (H, W, 3) or "
-            "(H, W, 4) in RGB(A) order."
+            "(H, W, 4) in RGB(A) order"
+            + (
+                "; for channels first (C, H, W), give array.transpose(1, 2, 0)."
+                if channels_first
+                else "."
+            )
         )
     _check_size(array.shape[1], array.shape[0], label, max_pixels, max_side)
     if array.dtype == np.uint8:

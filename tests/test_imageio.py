@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageFile
 
 from d3dface.imageio import ImageError, downscale_to, load_image
@@ -168,8 +169,12 @@ def test_array_layouts(array: np.ndarray) -> None:
         (np.zeros((40, 40, 3), np.int64), "dtype int64"),
         (np.zeros((40, 40, 2), np.uint8), "shape"),
         (np.zeros((2, 40, 40, 3), np.uint8), "shape"),
+        (
+            np.zeros((3, 40, 50), np.uint8),
+            "channels first .* give array.transpose",
+        ),
     ],
-    ids=["nan", "inf", "float-range", "int64", "two-channels", "4d"],
+    ids=["nan", "inf", "float-range", "int64", "two-channels", "4d", "channels-first"],
 )
 def test_bad_arrays(array: np.ndarray, message: str) -> None:
     with pytest.raises(ImageError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -181,6 +186,16 @@ def test_missing_file_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="does not exist") as info:
         load_image(path)
     assert str(path) in str(info.value)
+
+
+def test_a_web_address_or_a_tensor_is_refused_saying_what_to_give() -> None:
+    # a URL was read as the path 'https:/host/face.jpg' that "does not exist"
+    with pytest.raises(
+        ImageError, match=r"'https://example\.com/face\.jpg' is a web address.*download"
+    ):
+        load_image("https://example.com/face.jpg")
+    with pytest.raises(ImageError, match=r"from a Tensor.*tensor\.cpu\(\)\.numpy\(\)"):
+        load_image(torch.zeros(3, 40, 40))  # type: ignore[arg-type]
 
 
 def test_directory_is_refused(tmp_path: Path) -> None:
