@@ -303,8 +303,9 @@ class Diverse3DFace:
         Args:
             image: a path, bytes, PIL image or (H, W[, C]) array (see
                 :func:`d3dface.imageio.load_image`).
-            mask: the occlusion mask, (H, W) array (nonzero = hidden) or an image file (path
-                or bytes) of the photo's size (white = hidden); None finds it automatically.
+            mask: the occlusion mask, an (H, W) array (nonzero = hidden; a float one: at
+                least 0.5) or an image file (path or bytes) of the photo's size (white =
+                hidden); None finds it automatically.
             n: number of completions (1-64). k, n_sigma: DPP settings (see
                 :class:`~d3dface.diversity.DiversitySettings`). seed: seeds every random step.
             iterations: diversity iterations (default: DiversitySettings').

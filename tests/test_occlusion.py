@@ -101,6 +101,14 @@ def test_user_masks_are_validated(tmp_path: Path) -> None:
     half = np.zeros(shape[:2], np.float32)
     half[:, :30] = 0.5
     assert check_user_mask(half, shape).sum() == 40 * 30
+    # a soft float mask (a segmentation's probabilities) hides where it is at least 0.5: its
+    # small values elsewhere hid everything, and the mask was refused as "white all over"
+    soft = np.full(shape[:2], 0.02, np.float32)
+    soft[:, :30] = 0.9
+    assert check_user_mask(soft, shape).sum() == 40 * 30
+    counts = np.zeros(shape[:2], np.uint8)
+    counts[:, :10] = 1
+    assert check_user_mask(counts, shape).sum() == 40 * 10  # whole numbers: nonzero
     assert not check_user_mask(np.zeros(shape[:2]), shape).any()  # empty is fine
     left = np.zeros(shape[:2], np.uint8)
     left[:, :20] = 255

@@ -3,7 +3,7 @@
 :func:`segment_occlusion` returns an :class:`OcclusionResult` for one face of a photo, from
 
 - ``"user"``: a mask the user gives (an image file, white = hidden, or an ``(H, W)`` array,
-  nonzero = hidden, e.g. painted in an app), validated by
+  nonzero = hidden, a float one at least 0.5, e.g. painted in an app), validated by
   :func:`~d3dface.perception.occlusion_mask.check_user_mask`;
 - ``"facexlib"``: facexlib's learned face parser, an optional extra (``pip install
   facexlib``; it needs torchvision and downloads its weights on first use, so it runs on a GPU
@@ -115,8 +115,8 @@ def segment_occlusion(
         method: one of :data:`METHODS`.
         face_index: which face when detecting (0 = largest).
         detector: landmark detector to reuse (default: the shared one).
-        user_mask: the user's mask: ``(H, W)`` array (nonzero = hidden) or image file (white =
-            hidden); needs ``method`` ``"auto"`` or ``"user"``.
+        user_mask: the user's mask: ``(H, W)`` array (nonzero = hidden; float: >= 0.5) or
+            image file (white = hidden); needs ``method`` ``"auto"`` or ``"user"``.
 
     Returns:
         The :class:`OcclusionResult`.

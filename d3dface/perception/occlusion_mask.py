@@ -16,7 +16,9 @@ __all__ = ["check_mask", "check_user_mask", "load_mask", "read_mask_image"]
 def check_mask(mask: np.ndarray, photo_shape: tuple[int, ...]) -> np.ndarray:
     """Validate a mask against its photo: ``(H, W)`` array -> ``(H, W)`` bool copy.
 
-    Nonzero entries count as occluded; an all-zero mask (nothing hidden) is valid.
+    Nonzero entries count as occluded, except in a floating-point mask, read as a soft one
+    (a segmentation's probabilities, an anti-aliased drawing): hidden where at least 0.5. An
+    all-zero mask (nothing hidden) is valid.
 
     Raises:
         ValueError: the mask is not a two-dimensional array of booleans or numbers, its size
@@ -44,7 +46,7 @@ def check_mask(mask: np.ndarray, photo_shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError(
             "the occlusion mask contains NaN or infinite values; use 0 (visible) and 1 (hidden)"
         )
-    return mask != 0
+    return mask >= 0.5 if np.issubdtype(mask.dtype, np.floating) else mask != 0
 
 
 def check_user_mask(
