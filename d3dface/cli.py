@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -27,6 +26,7 @@ from typing import Any
 from d3dface.diversity import DiversitySettings
 from d3dface.fitting import DEFAULT_ITERATIONS as DEFAULT_FIT_ITERATIONS
 from d3dface.hub import CHECKPOINTS_DIR
+from d3dface.out_folder import check_out_folder
 from d3dface.perception.landmarks import size_rank
 from d3dface.pipeline import MASK_METHODS, Diverse3DFace, run_settings
 from d3dface.result_files import (
@@ -38,27 +38,6 @@ from d3dface.result_files import (
 from d3dface.space_upload import PROJECT_DIR
 
 DEFAULT_FACE_MODEL = CHECKPOINTS_DIR / "face_model"
-
-
-def _check_out_folder(out: Path) -> None:
-    """Refuse, before any work, an ``--out`` that is a file or lies where nothing may be
-    written (the folder itself is made later, by the command that writes into it).
-
-    Raises:
-        ValueError: ``out`` or the nearest existing folder above it is not a writable folder.
-    """
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out '{out}' is a file; give a folder (it is made if missing)")
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ValueError(f"--out '{out}' lies inside '{existing}', which is a file; give a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(
-            f"cannot write into '{existing}' (no permission, or a read-only disk); "
-            "choose another --out folder"
-        )
 
 
 def _non_negative_int(text: str) -> int:
@@ -114,7 +93,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_build_model(args: argparse.Namespace) -> int:
     from d3dface.facemodel.build import BuildSettings, build_face_model
 
-    _check_out_folder(args.out)
+    check_out_folder(args.out, "--out")
     settings = BuildSettings.quick() if args.quick else BuildSettings()
     report = build_face_model(args.ict, args.out, settings, progress=not args.quiet)
     print(json.dumps({"out": str(args.out), **report.__dict__}, indent=2))
@@ -130,7 +109,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from d3dface.perception.occlusion_mask import load_mask
     from d3dface.perception.working_size import width_height, working_photo
 
-    _check_out_folder(args.out)
+    check_out_folder(args.out, "--out")
     check_inputs_kept(args.out, FIT_FILES, {"photo": args.image, "mask": args.mask})
     settings = FitSettings(use_local=not args.global_only)
     if args.iterations is not None:
@@ -168,7 +147,7 @@ def _cmd_mask(args: argparse.Namespace) -> int:
     from d3dface.perception.landmarks import choose_face
     from d3dface.perception.occlusion import segment_occlusion
 
-    _check_out_folder(args.out)
+    check_out_folder(args.out, "--out")
     check_inputs_kept(args.out, MASK_FILES, {"photo": args.image})
     photo = load_image(args.image)
     model = FaceModel.from_pretrained(args.model, force_download=args.force_download)
@@ -216,7 +195,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         args.mask_method,
     )
     formats = mesh_suffixes(args.formats)
-    _check_out_folder(args.out)
+    check_out_folder(args.out, "--out")
     inputs = list_inputs(args.image, args.mask, args.out)
     for note in inputs.ignored:
         print(f"ignored {note}", file=sys.stderr)
@@ -296,7 +275,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
     # a missing or damaged file, or samples it cannot blend, are named before the models load
     check_pair(load_latents(args.result), args.result, args.first, args.second)
     out = args.result if args.out is None else args.out
-    _check_out_folder(out)
+    check_out_folder(out, "--out")
     pipeline = Diverse3DFace.from_pretrained(
         args.model, device=args.device, force_download=args.force_download
     )

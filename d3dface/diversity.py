@@ -342,7 +342,7 @@ def interpolate(space: LatentSpace, code_a: Tensor, code_b: Tensor, t: float) ->
     ``code_a``, ``code_b``: (D,) codes of the same space; ``t`` in [0, 1], b's share (0 gives
     a, 1 gives b), as the CLI's ``interpolate --t`` and the app's blend slider.
     """
-    if not 0.0 <= t <= 1.0:
-        raise ValueError(f"the blend t must be in [0, 1], got {t}")
+    if not isinstance(t, Real) or isinstance(t, bool) or not 0.0 <= t <= 1.0:
+        raise ValueError(f"the blend t must be a number in [0, 1], got {t!r}")
     with torch.no_grad():
         return space.decode(((1.0 - t) * code_a + t * code_b)[None])[0]

@@ -21,6 +21,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from d3dface.out_folder import check_out_folder
+
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 # The weights shipped in the repository (made by the project's build and training scripts).
@@ -443,8 +445,10 @@ def save_weights(
     kind: str,
     weights_name: str = "model.safetensors",
 ) -> Path:
-    """Write ``tensors`` as safetensors and ``config`` (+ kind, version, sha256) as JSON."""
-    directory = Path(directory)
+    """Write ``tensors`` as safetensors and ``config`` (+ kind, version, sha256) as JSON into
+    ``directory`` (made if missing; ValueError when it cannot be, see
+    :func:`~d3dface.out_folder.check_out_folder`)."""
+    directory = check_out_folder(directory, "directory")
     directory.mkdir(parents=True, exist_ok=True)
     weights_path = directory / weights_name
     save_tensors(tensors, weights_path)

@@ -21,6 +21,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from d3dface.hub import (
 from d3dface.imageio import ImageSource, load_image
 from d3dface.latent_spaces import VAESpace
 from d3dface.metrics import diversity_metrics
+from d3dface.out_folder import check_out_folder
 from d3dface.overlay import head_faces
 from d3dface.perception.landmarks import ChosenFace, LandmarkDetector, choose_face
 from d3dface.perception.occlusion_mask import check_user_mask
@@ -129,8 +131,13 @@ class FaceResult:
         """The mesh between samples ``first`` (t = 0) and ``second`` (t = 1), (V, 3) metres:
         their latent codes blended, ``(1 - t) z_first + t z_second``."""
         for index in (first, second):
+            if not isinstance(index, Integral) or isinstance(index, bool):
+                raise ValueError(f"a sample is named by a whole number, got {index!r}")
             if not 0 <= index < self.n_samples:
-                raise ValueError(f"sample {index} does not exist; there are {self.n_samples}")
+                raise ValueError(
+                    f"sample {index} does not exist; there are {self.n_samples} "
+                    f"(0 to {self.n_samples - 1})"
+                )
         device = self.space.mu.device
         codes = self.codes[first].to(device), self.codes[second].to(device)
         return interpolate(self.space, *codes, t).cpu()
@@ -270,7 +277,7 @@ class Diverse3DFace:
         build settings, the Mesh-VAE's training record) are kept; build reports and
         training logs (``build_report.json``, ``training_log.json``) are not carried.
         """
-        directory = Path(directory)
+        directory = check_out_folder(directory, "directory")
         folders = {**self.folders, "mesh_vae": vae_folder or self.folders["mesh_vae"]}
         self.face_model.save_pretrained(directory / folders["face_model"])
         self.vae.save_pretrained(directory / folders["mesh_vae"])

@@ -37,6 +37,7 @@ from d3dface.fit_outputs import FIT_FILES
 from d3dface.latents_file import BLEND_STEM, LATENTS_NAME, save_latents
 from d3dface.mask_outputs import MASK_FILES
 from d3dface.meshio import MESH_FORMATS, export_mesh
+from d3dface.out_folder import check_out_folder
 from d3dface.overlay import draw_overlay
 from d3dface.perception.working_size import mask_to_size, width_height
 from d3dface.visibility import VISIBILITY_NAMES, visibility_colours
@@ -187,12 +188,13 @@ def write_result(
     ``formats``: the sample meshes' formats (see :func:`mesh_suffixes`).
 
     Raises:
-        ValueError: an unknown format, or a result holding NaN or infinite values (then
-            nothing is written).
+        ValueError: an unknown format, a result holding NaN or infinite values, or an
+            ``out_dir`` that cannot be written (:func:`~d3dface.out_folder.check_out_folder`);
+            then nothing is written.
     """
     suffixes = mesh_suffixes(formats)
     _check_finite(result)
-    out_dir = Path(out_dir)
+    out_dir = check_out_folder(out_dir, "out_dir")
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_earlier_meshes(out_dir)
     faces = result.faces.numpy()

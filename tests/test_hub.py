@@ -461,6 +461,11 @@ def test_save_pretrained_keeps_the_published_layout_licence_and_config_entries(
     tmp_path: Path,
 ) -> None:
     pipe = Diverse3DFace.from_pretrained()
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(ValueError, match=r"directory '.*taken' is a file; give a folder"):
+        pipe.save_pretrained(tmp_path / "taken")  # was NotADirectoryError from inside
+    with pytest.raises(ValueError, match=r"lies inside '.*taken', which is a file"):
+        pipe.face_model.save_pretrained(tmp_path / "taken" / "face_model")
     pipe.save_pretrained(tmp_path / "copy")
     copy = tmp_path / "copy"
     folders = sorted(path.name for path in copy.iterdir() if path.is_dir())

@@ -72,8 +72,17 @@ def test_pipeline_reconstructs_a_masked_photo(
     )
     between = result.interpolate(0, 2, 0.5)
     assert between.shape == (n_vertices, 3)
-    with pytest.raises(ValueError, match="sample 5"):
+    with pytest.raises(ValueError, match=r"sample 5 does not exist; there are 3 \(0 to 2\)"):
         result.interpolate(0, 5, 0.5)
+    # wrong types are named, not an IndexError or a TypeError from inside
+    with pytest.raises(ValueError, match=r"whole number, got 0\.0"):
+        result.interpolate(0.0, 1, 0.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"a number in \[0, 1\], got '0\.5'"):
+        result.interpolate(0, 1, "0.5")  # type: ignore[arg-type]
+    (tmp_path / "a_file").write_text("mine")
+    with pytest.raises(ValueError, match=r"out_dir '.*a_file' is a file; give a folder"):
+        result.save(tmp_path / "a_file")
+    assert (tmp_path / "a_file").read_text() == "mine"
 
     paths = result.save(tmp_path, formats=("glb", "obj"))
     names = {path.name for path in paths}
