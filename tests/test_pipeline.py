@@ -6,6 +6,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,9 +23,11 @@ from d3dface.hub import WeightsError
 from d3dface.imageio import load_image
 from d3dface.perception.landmarks import detect_face
 from d3dface.perception.working_size import MAX_FACE_SIDE
-from d3dface.pipeline import run_settings
+from d3dface.pipeline import FaceResult, run_settings
 
 TEST_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "test_images"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "obama_face_mask.jpg"
+"""An example photo of the project (always there), with its mask beside it."""
 FAST = {"iterations": 8, "fit_iterations": 30}
 QUICK_CLI = ["-n", "2", "--iterations", "2", "--fit-iterations", "10", "--quiet"]
 """``reconstruct`` options of a quick run that still makes two samples."""
@@ -180,6 +183,37 @@ def test_every_tensor_follows_the_model_device(
         result = pipeline(photo, mask=mask, n=2, seed=0, iterations=3, fit_iterations=5)
     assert result.samples.device.type == "cpu"
     assert bool(torch.isfinite(result.samples).all())
+
+
+@pytest.fixture(scope="module")
+def example_run(pipeline: Diverse3DFace) -> tuple[dict[str, Any], FaceResult]:
+    """A quick run on :data:`EXAMPLE` with its mask: the call's arguments and its result."""
+    mask = EXAMPLE.with_name(f"{EXAMPLE.stem}_mask.png")
+    call = {"mask": mask, "n": 2, "seed": 0, "iterations": 5, "fit_iterations": 20}
+    return call, pipeline(EXAMPLE, **call)
+
+
+def test_torch_settings_around_a_call_change_nothing(
+    pipeline: Diverse3DFace, example_run: tuple[dict[str, Any], FaceResult]
+) -> None:
+    # inside torch.no_grad() / inference_mode() the fit failed ("element 0 of tensors does
+    # not require grad"); after set_default_dtype(float64), loading and the call failed
+    # ("expected m1 and m2 to have the same dtype")
+    call, plain = example_run
+    with torch.no_grad():
+        assert torch.equal(pipeline(EXAMPLE, **call).samples, plain.samples)
+        assert not torch.is_grad_enabled()  # the caller's setting, given back
+    with torch.inference_mode():
+        assert torch.equal(pipeline(EXAMPLE, **call).samples, plain.samples)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        result = Diverse3DFace.from_pretrained()(EXAMPLE, **call)
+        assert torch.get_default_dtype() == torch.float64  # the caller's, given back
+    finally:
+        torch.set_default_dtype(previous)
+    assert result.samples.dtype == torch.float32
+    assert torch.equal(result.samples, plain.samples)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
