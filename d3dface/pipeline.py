@@ -116,7 +116,7 @@ def _torch_as_written() -> Iterator[None]:
         yield
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class FaceResult:
     """Everything one run produced.
 
@@ -163,7 +163,19 @@ class FaceResult:
 
     @property
     def n_samples(self) -> int:
+        """N, the number of samples."""
         return self.samples.shape[0]
+
+    def __repr__(self) -> str:
+        """One line of what was made (the arrays and tensors are in the attributes)."""
+        height, width = self.photo.shape[:2]
+        metrics = {name: round(value, 3) for name, value in self.metrics.items()}
+        return (
+            f"FaceResult(samples={tuple(self.samples.shape)} metres, "
+            f"face={self.face.describe()!r}, photo={width}x{height} px, "
+            f"mask_source={self.mask_source!r}, metrics={metrics}, "
+            f"seconds={self.timings['total']})"
+        )
 
     def interpolate(self, first: int, second: int, t: float) -> Tensor:
         """The mesh between samples ``first`` (t = 0) and ``second`` (t = 1), (V, 3) metres:

@@ -216,6 +216,16 @@ def test_torch_settings_around_a_call_change_nothing(
     assert torch.equal(result.samples, plain.samples)
 
 
+def test_a_result_shows_itself_in_one_line(
+    example_run: tuple[dict[str, Any], FaceResult],
+) -> None:
+    # a notebook showing `result` printed every array and tensor: about 48,000 characters
+    shown = repr(example_run[1])
+    assert len(shown) < 400 and "\n" not in shown
+    assert shown.startswith("FaceResult(samples=(2, 5042, 3) metres, face='the largest of 1")
+    assert "mask_source='user'" in shown and "'asd_ratio'" in shown
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_pipeline_on_the_gpu_agrees_with_the_cpu(
     pipeline: Diverse3DFace, masked_photo: tuple[Path, Path]
