@@ -30,9 +30,19 @@ if TYPE_CHECKING:
     from d3dface.pipeline import Diverse3DFace, FaceResult
 
 
+_LAZY = ("Diverse3DFace", "FaceResult")
+"""Names imported from :mod:`d3dface.pipeline` on first use."""
+
+
 def __getattr__(name: str) -> Any:
-    if name in ("Diverse3DFace", "FaceResult"):
+    if name in _LAZY:
         from d3dface import pipeline
 
         return getattr(pipeline, name)
     raise AttributeError(f"module 'd3dface' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names with the lazy ones (tab completion and ``dir(d3dface)`` list
+    ``Diverse3DFace`` before its first use)."""
+    return sorted({*globals(), *_LAZY})

@@ -14,6 +14,7 @@ import torch
 import trimesh
 from PIL import Image
 
+import d3dface
 from d3dface import Diverse3DFace
 from d3dface.batch import list_inputs
 from d3dface.bench.occluders import draw_plain_face_mask
@@ -575,6 +576,12 @@ def test_reconstruct_cli_says_when_the_given_mask_hides_nothing(
     printed = capsys.readouterr().out
     assert "the given mask hides no part of the face" in printed
     assert "give --mask" not in printed
+
+
+def test_the_package_lists_the_pipeline_for_tab_completion() -> None:
+    # dir(d3dface), which a notebook's tab completion reads, lacked the lazy imports
+    assert {"Diverse3DFace", "FaceResult", "__version__"} <= set(dir(d3dface))
+    assert set(d3dface.__all__) <= set(dir(d3dface))
 
 
 def test_run_settings_checks_every_option_without_running() -> None:
