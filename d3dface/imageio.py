@@ -100,16 +100,18 @@ def load_image(
         if path.stat().st_size == 0:
             raise ImageError(f"{label} is empty (0 bytes); {_FIX_HINT}.")
         return _decode(path, label, max_pixels, max_side)
-    tensor = type(source).__name__ == "Tensor"
-    raise ImageError(
-        f"Cannot load an image from a {type(source).__name__}; give a file path, encoded bytes, "
-        "a numpy array or a PIL image"
-        + (
+    if type(source).__name__ == "Tensor":
+        hint = (
             " (a torch image tensor: tensor.cpu().numpy(), after .permute(1, 2, 0) if its "
             "channels come first)."
-            if tensor
-            else "."
         )
+    elif isinstance(source, list | tuple):
+        hint = " (one photo at a time: for several, call once per photo)."
+    else:
+        hint = "."
+    raise ImageError(
+        f"Cannot load an image from a {type(source).__name__}; give a file path, encoded bytes, "
+        f"a numpy array or a PIL image{hint}"
     )
 
 

@@ -196,6 +196,9 @@ def test_a_web_address_or_a_tensor_is_refused_saying_what_to_give() -> None:
         load_image("https://example.com/face.jpg")
     with pytest.raises(ImageError, match=r"from a Tensor.*tensor\.cpu\(\)\.numpy\(\)"):
         load_image(torch.zeros(3, 40, 40))  # type: ignore[arg-type]
+    # a list of photos was refused without saying that one photo is taken at a time
+    with pytest.raises(ImageError, match=r"from a list.*one photo at a time.*once per photo"):
+        load_image(["a.jpg", "b.jpg"])  # type: ignore[arg-type]
 
 
 def test_directory_is_refused(tmp_path: Path) -> None:
