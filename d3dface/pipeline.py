@@ -133,7 +133,8 @@ class FaceResult:
         samples: (N, V, 3) the completions, model space, metres.
         codes: (N, D) their latent codes.
         spread_mm: (V,) per-vertex spread of the samples (RMS distance to their mean), mm.
-        metrics: ASD-V, ASD-O (mm) and their ratio (empty for N = 1).
+        metrics: ASD-V, ASD-O (mm) and their ratio: ``asd_v_mm``, ``asd_o_mm``, ``asd_ratio``
+            (empty for N = 1, or when no vertex is hidden or none is visible).
         timings: seconds per stage and ``total``.
         settings: the diversity settings used.
         faces: (F, 3) the mesh's triangles. head_faces: (F', 3) those of the head without
@@ -179,7 +180,7 @@ class FaceResult:
 
     def interpolate(self, first: int, second: int, t: float) -> Tensor:
         """The mesh between samples ``first`` (t = 0) and ``second`` (t = 1), (V, 3) metres:
-        their latent codes blended, ``(1 - t) z_first + t z_second``."""
+        their latent codes blended, ``(1 - t) z_first + t z_second``, t in [0, 1]."""
         for index in (first, second):
             if not isinstance(index, Integral) or isinstance(index, bool):
                 raise ValueError(f"a sample is named by a whole number, got {index!r}")
@@ -364,7 +365,8 @@ class Diverse3DFace:
         float32; the caller's settings are given back); the result's tensors are float32.
 
         Args:
-            image: a path, bytes, PIL image or (H, W[, C]) array (see
+            image: a path, bytes, PIL image or (H, W[, C]) array in RGB order (OpenCV's
+                ``cv2.imread`` gives BGR: ``cv2.cvtColor(image, cv2.COLOR_BGR2RGB)``; see
                 :func:`d3dface.imageio.load_image`).
             mask: the occlusion mask, an (H, W) array (nonzero = hidden; a float one: at
                 least 0.5) or an image file (path or bytes) of the photo's size (white =
