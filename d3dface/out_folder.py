@@ -11,12 +11,13 @@ __all__ = ["check_out_folder"]
 def check_out_folder(out: str | Path, name: str) -> Path:
     """Refuse a folder to write into that is a file or lies where nothing may be written (the
     folder itself is made later, by what writes into it). ``name``: how the caller's user
-    gave it (``"--out"``, ``"out_dir"``), for the message. Returns ``out`` as a Path.
+    gave it (``"--out"``, ``"out_dir"``), for the message. Returns ``out`` as a Path, a
+    leading ``~`` expanded to the home folder (as a path to read from is).
 
     Raises:
         ValueError: ``out`` or the nearest existing folder above it is not a writable folder.
     """
-    out = Path(out)
+    out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise ValueError(f"{name} '{out}' is a file; give a folder (it is made if missing)")
     existing = out

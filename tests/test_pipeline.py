@@ -227,6 +227,20 @@ def test_a_result_shows_itself_in_one_line(
     assert "mask_source='user'" in shown and "'asd_ratio'" in shown
 
 
+def test_a_result_saved_under_the_home_folder_lands_there(
+    example_run: tuple[dict[str, Any], FaceResult],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # save("~/faces") wrote into a folder named "~" in the working folder
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    paths = example_run[1].save("~/faces", formats="ply")
+    assert (tmp_path / "home" / "faces" / "sample_01.ply") in paths
+    assert (tmp_path / "home" / "faces" / "metrics.json").is_file()
+    assert not (tmp_path / "~").exists()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_pipeline_on_the_gpu_agrees_with_the_cpu(
     pipeline: Diverse3DFace, masked_photo: tuple[Path, Path]
