@@ -175,7 +175,7 @@ class FaceResult:
             f"FaceResult(samples={tuple(self.samples.shape)} metres, "
             f"face={self.face.describe()!r}, photo={width}x{height} px, "
             f"mask_source={self.mask_source!r}, metrics={metrics}, "
-            f"seconds={self.timings['total']})"
+            f"seconds={self.timings['total']:.1f})"
         )
 
     def interpolate(self, first: int, second: int, t: float) -> Tensor:
