@@ -738,12 +738,17 @@ def push_to_hub(
 @contextmanager
 def upload_failures(repo_id: str, source: Path) -> Iterator[None]:
     """Turn the failures of an upload of ``source`` to Hub repo ``repo_id`` into one-line
-    RuntimeErrors saying what to check: an error status from the Hub, no network, or a file
-    that could not be read or staged."""
-    from huggingface_hub.errors import HfHubHTTPError
+    RuntimeErrors saying what to check: an error status from the Hub, offline mode, no
+    network, or a file that could not be read or staged."""
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     try:
         yield
+    except OfflineModeIsEnabled as err:
+        raise RuntimeError(
+            f"upload to '{repo_id}' needs the Hub, but HF_HUB_OFFLINE=1 keeps it from being "
+            "asked: unset HF_HUB_OFFLINE to upload"
+        ) from err
     except HfHubHTTPError as err:  # the Hub answered with an error status
         raise RuntimeError(
             f"upload to '{repo_id}' failed: {one_line(err)} (check the repo id, the token and "

@@ -182,6 +182,18 @@ def test_push_to_hub_without_network_is_a_one_line_error(
     assert calls[-1] == step
 
 
+@pytest.mark.parametrize("command", ["push-to-hub", "push-space"])
+def test_an_upload_in_offline_mode_says_to_unset_it(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it said the Hub "could not be reached; check the network" (conftest sets offline mode,
+    # so huggingface_hub refuses before any request)
+    assert main([command, "--repo-id", "x/y", "--token", "hf_fake"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: upload to 'x/y' needs the Hub, but HF_HUB_OFFLINE=1")
+    assert "unset HF_HUB_OFFLINE to upload" in err and err.count("\n") == 1
+
+
 @pytest.fixture()
 def linked_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An offline Hub cache as huggingface_hub writes it: the snapshot's files are symlinks
