@@ -58,9 +58,10 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
     lie among the photos, and no photo is ever taken for another's mask. Photos without one
     get the automatic mask. A file named as a photo's mask (``a_mask.png`` beside ``a.jpg``)
     is not a photo; one left unused is listed in ``ignored`` with how to use it. Nor are the
-    pictures of an earlier result written into the folder (those its ``metrics.json``,
-    ``fit.json`` or ``mask.json`` lists, :data:`~d3dface.result_files.RESULT_MARKERS`), nor
-    photos in its subfolders; subfolders holding photos are listed in ``ignored``.
+    files of an earlier result written into the folder (those its ``metrics.json``,
+    ``fit.json`` or ``mask.json`` lists, :data:`~d3dface.result_files.RESULT_MARKERS`; one
+    line of ``ignored`` for each summary), nor photos in its subfolders; subfolders holding
+    photos are listed in ``ignored``.
 
     Each photo writes into ``out_dir / <photo name without suffix>`` (``out_dir`` itself for
     a single photo); photos that share a name up to the suffix (``a.jpg``, ``a.png``) keep it
@@ -90,7 +91,9 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
     earlier = _earlier_result_files(source)
     files = [p for p in visible if p.is_file() and p.name not in earlier]
     ignored = [
-        f"{name}: written by an earlier run (listed in its {earlier[name]})" for name in earlier
+        f"{_names(names)}: written by an earlier run (listed in its {marker})"
+        for marker in RESULT_MARKERS
+        if (names := [name for name, listing in earlier.items() if listing == marker])
     ]
     ignored += [
         f"{p.name}: not a photo (its suffix is none of {', '.join(IMAGE_SUFFIXES)})"
@@ -145,15 +148,15 @@ def list_inputs(source: Path, mask: Path | None, out_dir: Path) -> BatchInputs:
 
 def _no_photos_message(source: Path, subfolders: list[str], earlier: dict[str, str]) -> str:
     """Why folder ``source`` gives no photos: none there, photos only in ``subfolders``, or
-    only the pictures of an earlier result (``earlier``: picture name -> the summary listing
-    it)."""
+    only the files of an earlier result (``earlier``: file name -> the summary listing it)."""
     message = f"folder '{source}' holds no photos (files ending in {', '.join(IMAGE_SUFFIXES)})"
     if subfolders:
         message += f"; photos in its folders ({', '.join(subfolders)}) are not read"
-    if earlier:
-        summaries = ", ".join(sorted(set(earlier.values())))
+    pictures = [name for name in earlier if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+    if pictures:
+        summaries = ", ".join(sorted({earlier[name] for name in pictures}))
         message += (
-            f"; its pictures ({', '.join(earlier)}) are an earlier run's results, listed in "
+            f"; its pictures ({_names(pictures)}) are an earlier run's results, listed in "
             f"its {summaries}: give the photo that run read, or its folder"
         )
     return message
@@ -168,9 +171,9 @@ def _checked(inputs: BatchInputs) -> BatchInputs:
 
 
 def _earlier_result_files(folder: Path) -> dict[str, str]:
-    """The pictures in ``folder`` of an earlier result written there, by name, each with the
-    summary that lists it (``{"overlay.png": "metrics.json"}``); a summary that cannot be read
-    names none."""
+    """The files in ``folder`` of an earlier result written there (its pictures, meshes and
+    summary), by name, each with the summary that lists it (``{"overlay.png":
+    "metrics.json"}``); a summary that cannot be read names none."""
     found: dict[str, str] = {}
     for marker in RESULT_MARKERS:
         try:
@@ -178,10 +181,16 @@ def _earlier_result_files(folder: Path) -> dict[str, str]:
         except (OSError, ValueError, AttributeError):
             continue
         for name in listed if isinstance(listed, list) else []:
-            is_picture = isinstance(name, str) and Path(name).suffix.lower() in IMAGE_SUFFIXES
-            if is_picture and (folder / name).is_file():
+            if isinstance(name, str) and "/" not in name and (folder / name).is_file():
                 found.setdefault(name, marker)
     return found
+
+
+def _names(names: list[str], shown: int = 6) -> str:
+    """File names for a message, the first ``shown`` of them and how many more."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more"
 
 
 def _holds_photos(folder: Path) -> bool:

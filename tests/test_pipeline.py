@@ -375,9 +375,11 @@ def test_inputs_that_a_result_would_replace_are_refused(tmp_path: Path) -> None:
 def test_a_photos_folder_skips_earlier_results_and_names_its_subfolders(tmp_path: Path) -> None:
     # a single run with --out the photos folder left grid.png, overlay.png, ... there, which
     # the next folder run took for photos; photos in subfolders were dropped without a word
-    for name in ("a.jpg", "grid.png", "overlay.png", "mask.png", "spread.png"):
+    for name in ("a.jpg", "grid.png", "overlay.png", "mask.png", "spread.png", "fit.ply"):
         (tmp_path / name).write_bytes(b"picture")
     listed = ["sample_00.glb", "fit.ply", "mask.png", "overlay.png", "grid.png", "spread.png"]
+    listed += ["metrics.json", "latents.safetensors"]  # sample_00.glb is gone, the rest here
+    (tmp_path / "latents.safetensors").write_bytes(b"codes")
     (tmp_path / "metrics.json").write_text(json.dumps({"files": listed}))
     (tmp_path / "holiday").mkdir()
     (tmp_path / "holiday" / "b.jpg").write_bytes(b"picture")
@@ -386,7 +388,12 @@ def test_a_photos_folder_skips_earlier_results_and_names_its_subfolders(tmp_path
     (tmp_path / "a" / "metrics.json").write_text(json.dumps({"files": ["grid.png"]}))
     inputs = list_inputs(tmp_path, None, tmp_path / "out")
     assert [item.image.name for item in inputs.items] == ["a.jpg"]
-    assert "grid.png: written by an earlier run (listed in its metrics.json)" in inputs.ignored
+    # one line for the earlier result, its meshes and summary too (each was "not a photo")
+    assert inputs.ignored[0] == (
+        "fit.ply, mask.png, overlay.png, grid.png, spread.png, metrics.json and 1 more: "
+        "written by an earlier run (listed in its metrics.json)"
+    )
+    assert not any("not a photo" in note for note in inputs.ignored)
     holiday = [note for note in inputs.ignored if note.startswith("holiday/")]
     assert len(holiday) == 1 and str(tmp_path / "holiday") in holiday[0]
     assert not any(note.startswith("a/") for note in inputs.ignored)
