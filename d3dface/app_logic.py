@@ -110,8 +110,9 @@ __all__ = [
     "validate_settings",
 ]
 
-MAX_FILE_SIZE = "10mb"
-"""Largest upload the app accepts (Gradio's ``max_file_size``)."""
+MAX_FILE_SIZE = "25mb"
+"""Largest upload the app accepts (Gradio's ``max_file_size``): a phone's full-size photo
+(48-50 megapixels, 10-25 MB as JPEG) fits; it is scaled to :data:`MAX_PHOTO_SIDE` at once."""
 QUEUE_SIZE = 32
 """Requests the queue holds while one reconstruction runs; more are refused ("queue full"),
 so 20 simultaneous users are all served in turn (``python -m d3dface.bench load``)."""

@@ -532,7 +532,7 @@ def test_app_refuses_bad_uploads_with_readable_messages(app_url: str, tmp_path: 
 
     client = Client(app_url, verbose=False)
     huge = tmp_path / "huge.png"
-    huge.write_bytes(np.random.default_rng(0).integers(0, 255, 11 * 2**20, np.uint8).tobytes())
+    huge.write_bytes(np.random.default_rng(0).integers(0, 255, 26 * 2**20, np.uint8).tobytes())
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
     truncated = tmp_path / "truncated.jpg"
