@@ -18,10 +18,8 @@ its two models, e.g. ``{"face_model": "face_model", "mesh_vae": "mesh_vae_lite"}
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from numbers import Integral
 from pathlib import Path
@@ -58,6 +56,7 @@ from d3dface.overlay import head_faces
 from d3dface.perception.landmarks import ChosenFace, LandmarkDetector, choose_face
 from d3dface.perception.occlusion_mask import check_user_mask
 from d3dface.perception.working_size import working_photo
+from d3dface.torch_state import torch_as_written
 from d3dface.vae.model import MeshVAE
 
 __all__ = [
@@ -78,42 +77,6 @@ ProgressCallback = Callable[[float, str], Any]
 
 _STAGE_SHARE = {"detect": 0.05, "mask": 0.1, "fit": 0.45, "diversity": 1.0}
 """Fraction of the run done when each stage ends (for progress reports)."""
-
-
-class _Float32Default:
-    """torch's default dtype set to float32 while at least one call holds it, then back to
-    the caller's (torch keeps one default for all threads, so concurrent calls share it)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._holders = 0
-        self._callers = torch.float32
-
-    def __enter__(self) -> None:
-        with self._lock:
-            if self._holders == 0:
-                self._callers = torch.get_default_dtype()
-                torch.set_default_dtype(torch.float32)
-            self._holders += 1
-
-    def __exit__(self, *exc_info: object) -> None:
-        with self._lock:
-            self._holders -= 1
-            if self._holders == 0:
-                torch.set_default_dtype(self._callers)
-
-
-_FLOAT32_DEFAULT = _Float32Default()
-
-
-@contextmanager
-def _torch_as_written() -> Iterator[None]:
-    """torch as d3dface's models and optimisers are written for, whatever the caller set
-    around a call: float32 by default (after ``torch.set_default_dtype(torch.float64)``),
-    gradients on (inside ``torch.no_grad()``) and inference mode off (inside
-    ``torch.inference_mode()``); the fit and stage 2 optimise with autograd."""
-    with _FLOAT32_DEFAULT, torch.inference_mode(False), torch.enable_grad():
-        yield
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -284,7 +247,7 @@ class Diverse3DFace:
         self.folders = {"face_model": "face_model", "mesh_vae": f"mesh_vae_{vae.config.name}"}
 
     @classmethod
-    @_torch_as_written()
+    @torch_as_written()
     def from_pretrained(
         cls,
         path_or_repo: str | Path = CHECKPOINTS_DIR,
@@ -343,7 +306,7 @@ class Diverse3DFace:
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         return directory
 
-    @_torch_as_written()
+    @torch_as_written()
     def __call__(
         self,
         image: ImageSource,

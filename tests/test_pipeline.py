@@ -19,12 +19,14 @@ from d3dface import Diverse3DFace
 from d3dface.batch import list_inputs
 from d3dface.bench.occluders import draw_plain_face_mask
 from d3dface.cli import main
+from d3dface.facemodel.model import FaceModel
 from d3dface.fitting import FitSettings
-from d3dface.hub import WeightsError
+from d3dface.hub import CHECKPOINTS_DIR, WeightsError
 from d3dface.imageio import load_image
 from d3dface.perception.landmarks import detect_face
 from d3dface.perception.working_size import MAX_FACE_SIDE
 from d3dface.pipeline import FaceResult, run_settings
+from d3dface.vae.model import MeshVAE
 
 TEST_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "test_images"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "obama_face_mask.jpg"
@@ -215,6 +217,17 @@ def test_torch_settings_around_a_call_change_nothing(
         torch.set_default_dtype(previous)
     assert result.samples.dtype == torch.float32
     assert torch.equal(result.samples, plain.samples)
+    # the pipeline built by hand from models loaded under float64 (they held float64 weights)
+    torch.set_default_dtype(torch.float64)
+    try:
+        face_model = FaceModel.from_pretrained(CHECKPOINTS_DIR / "face_model")
+        vae = MeshVAE.from_pretrained(CHECKPOINTS_DIR / "mesh_vae_lite")
+    finally:
+        torch.set_default_dtype(previous)
+    tensors = (*vae.parameters(), *vae.buffers(), *face_model.buffers())
+    assert {t.dtype for t in tensors if t.is_floating_point()} == {torch.float32}
+    by_hand = Diverse3DFace(face_model, vae)(EXAMPLE, **call)
+    assert torch.equal(by_hand.samples, plain.samples)
 
 
 def test_a_result_shows_itself_in_one_line(

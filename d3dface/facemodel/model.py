@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from d3dface.facemodel.flame import FLAME_JOINTS, linear_blend_skinning, load_flame
+from d3dface.torch_state import torch_as_written
 
 
 class FaceModel(nn.Module):
@@ -220,6 +221,7 @@ class FaceModel(nn.Module):
 
     # ------------------------------------------------------------------ loading
     @classmethod
+    @torch_as_written()
     def from_pretrained(cls, path_or_repo: str | Path, **hub_kwargs: object) -> FaceModel:
         """Load a saved face model from a local directory or a Hub repo id (``hub_kwargs``:
         revision, cache_dir, token, subfolder, force_download); given a pipeline's (the shipped

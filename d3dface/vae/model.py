@@ -39,6 +39,7 @@ from d3dface.hub import (
     resolve_model_folder,
     save_weights,
 )
+from d3dface.torch_state import torch_as_written
 from d3dface.vae.layers import VCBlock, batch_major, vertex_major
 from d3dface.vae.structure import MeshStructure, StructureConfig, build_structure
 
@@ -277,6 +278,7 @@ class MeshVAE(nn.Module):
         }
 
     @classmethod
+    @torch_as_written()
     def from_pretrained(cls, path_or_repo: str | Path, **hub_kwargs: Any) -> MeshVAE:
         """Load from a directory or a Hub repo id (``hub_kwargs``: revision, cache_dir, token,
         subfolder, force_download); given a pipeline's (the shipped ``checkpoints/``, the
