@@ -859,8 +859,7 @@ def interpolation_mesh(store: RunStore, run_id: str | None, start: Any, end: Any
         raise ValueError("Pick two samples and a blend between 0 and 1.") from None
     if not 0.0 <= blend <= 1.0:
         raise ValueError(f"The blend must be between 0 and 1, got {blend}.")
-    with torch.no_grad():
-        vertices = result.interpolate(first, second, blend).detach().cpu().numpy()
+    vertices = result.interpolate(first, second, blend).numpy()  # decoded without grad, on the CPU
     blends = directory / "blends"
     for old in blends.glob("*"):
         shutil.rmtree(old, ignore_errors=True)
