@@ -612,7 +612,7 @@ def on_interpolate(run_id: str | None, start: Any, end: Any, t: float) -> str | 
 # ------------------------------------------------------------------------------ layout
 def build_demo() -> gr.Blocks:
     """The app's Blocks (not launched)."""
-    preset_choices = [(preset.label, name) for name, preset in logic.PRESETS.items()]
+    preset_choices = [(logic.PRESETS[name].label, name) for name in logic.listed_presets()]
     with gr.Blocks(title="d3dface: diverse 3D faces", delete_cache=(1800, 3600)) as demo:
         run_state = gr.State(None)
         mask_state = gr.State(None)  # the logic.ShownMask drawn into the editor's picture

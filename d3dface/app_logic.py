@@ -94,6 +94,7 @@ __all__ = [
     "face_status",
     "get_pipeline",
     "interpolation_mesh",
+    "listed_presets",
     "load_mask_file",
     "load_photo",
     "mask_from_editor",
@@ -165,19 +166,21 @@ class Preset:
 
     Attributes:
         label: what the app shows. fit_iterations: stage-1 (fitting) iterations.
-        iterations: stage-2 (diversity) iterations.
+        iterations: stage-2 (diversity) iterations. listed: whether the app offers it to every
+        visitor (an unlisted one only when the app starts with it, see :func:`listed_presets`).
     """
 
     label: str
     fit_iterations: int | None
     iterations: int | None
+    listed: bool = True
 
 
 PRESETS: dict[str, Preset] = {
     "fast": Preset("fast: quick preview", 80, 40),
     "balanced": Preset("balanced (default)", None, None),
     "quality": Preset("quality: slowest, closest fit", 2000, 300),
-    "test": Preset("test: rough, seconds (for checks)", 30, 10),
+    "test": Preset("test: rough, seconds (for checks)", 30, 10, listed=False),
 }
 """Speed / quality presets by name.
 
@@ -194,6 +197,16 @@ def default_preset() -> str:
     :data:`DEFAULT_PRESET`."""
     name = os.environ.get(PRESET_ENV, "").strip().lower()
     return name if name in PRESETS else DEFAULT_PRESET
+
+
+def listed_presets() -> list[str]:
+    """Names of the presets the app offers: the listed ones, and the one it starts with.
+
+    ``test`` (results too rough to show anyone) is offered only when ``$D3DFACE_APP_PRESET``
+    starts the app with it; the API takes every preset by name.
+    """
+    start = default_preset()
+    return [name for name, preset in PRESETS.items() if preset.listed or name == start]
 
 
 @dataclass(frozen=True)

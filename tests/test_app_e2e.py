@@ -51,17 +51,25 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def app_url() -> Iterator[str]:
     """The app, launched in this process on a free local port (test preset, no analytics)."""
+    preset = os.environ.get("D3DFACE_APP_PRESET")
     os.environ["D3DFACE_APP_PRESET"] = "test"
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     import space_app
 
+    imported = space_app.demo
+    space_app.demo = space_app.build_demo()  # built again: the app offers the test preset now
     _, url, _ = space_app.launch(
         server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True
     )
     yield url
     space_app.demo.close()
+    space_app.demo = imported
+    if preset is None:
+        del os.environ["D3DFACE_APP_PRESET"]
+    else:
+        os.environ["D3DFACE_APP_PRESET"] = preset
 
 
 def _hidden_percent(text: str) -> float:

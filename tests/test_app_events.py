@@ -234,6 +234,14 @@ def test_a_photo_given_while_a_mask_is_found_gets_its_turn_after() -> None:
     assert all(f.trigger_mode == "always_last" for f in listeners)
 
 
+def test_visitors_are_not_offered_the_test_preset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(logic.PRESET_ENV, raising=False)
+    demo = space_app.build_demo()
+    radio = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "preset")
+    assert [name for _, name in radio.choices] == ["fast", "balanced", "quality"]
+    assert radio.value == logic.DEFAULT_PRESET
+
+
 def _block(elem_id: str) -> gr.components.Component:
     """The app's component with this ``elem_id``."""
     return next(

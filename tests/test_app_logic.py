@@ -101,6 +101,18 @@ def test_default_preset_follows_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert logic.default_preset() == logic.DEFAULT_PRESET
 
 
+def test_the_test_preset_is_offered_only_to_an_app_started_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(logic.PRESET_ENV, raising=False)
+    assert logic.listed_presets() == ["fast", "balanced", "quality"]
+    monkeypatch.setenv(logic.PRESET_ENV, "quality")
+    assert logic.listed_presets() == ["fast", "balanced", "quality"]
+    monkeypatch.setenv(logic.PRESET_ENV, "test")
+    assert logic.listed_presets() == ["fast", "balanced", "quality", "test"]
+    assert logic.validate_settings(4, 0.5, 3, "test", 0).preset == "test"  # the API takes it
+
+
 # ------------------------------------------------------------------------------ photos, masks
 def test_load_photo_scales_large_photos_and_rejects_non_images(tmp_path: Path) -> None:
     big = np.zeros((2000, 3000, 3), np.uint8)
