@@ -146,10 +146,10 @@ BROWSER_FORMATS = {
     "WEBP": (".webp",),
 }
 """Image formats every current browser shows (Pillow's format name -> its file suffixes); a
-photo in another format (TIFF, BMP, ...) is shown in the app as a PNG copy."""
-PHOTO_FORMATS = ("JPEG", "PNG", "WebP", "TIFF", "BMP")
+photo in another format (HEIC, TIFF, BMP, ...) is shown in the app as a PNG copy."""
+PHOTO_FORMATS = ("JPEG", "PNG", "WebP", "HEIC", "TIFF", "BMP")
 """The photo formats the app names to its users: each one loads (:func:`load_photo`), and the
-browser shows TIFF and BMP through a PNG copy (:func:`browser_copy`). Other formats Pillow
+browser shows HEIC, TIFF and BMP through a PNG copy (:func:`browser_copy`). Other formats Pillow
 reads load too; these are the common ones."""
 BROWSER_COPY_AGE_S = 600.0
 """PNG copies of photos (:func:`browser_copy`) older than this (seconds) are deleted: Gradio

@@ -3,6 +3,9 @@
 Every input accepted by :func:`load_image` comes out as one array layout: RGB ``uint8`` of shape
 ``(H, W, 3)``, upright (EXIF orientation applied), with any transparency composited onto white.
 Every bad input raises :class:`ImageError`, whose message names the problem and what to do.
+
+Importing this module lets Pillow read HEIC / HEIF (``pillow_heif``), the format phones
+(iPhones by default) save photos in; Pillow reads AVIF itself.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps
 
 __all__ = [
@@ -36,6 +40,8 @@ MAX_SIDE = 20_000
 
 _FIX_HINT = "use a JPEG or PNG photo"
 
+pillow_heif.register_heif_opener()
+
 
 class ImageError(ValueError):
     """An input image is missing, unreadable, corrupt, of an unsupported kind, or of a bad size."""
@@ -54,7 +60,8 @@ def load_image(
     Args:
         source: One of
             - a file path (``str`` or ``Path``) or the encoded file bytes of any format Pillow
-              reads (JPEG, PNG, WebP, BMP, TIFF, ...). The EXIF orientation is applied.
+              reads (JPEG, PNG, WebP, HEIC, AVIF, BMP, TIFF, ...). The EXIF orientation is
+              applied.
             - a ``PIL.Image.Image`` (its EXIF orientation is applied too).
             - a numpy array in RGB(A) channel order (not OpenCV's BGR) of shape ``(H, W)``,
               ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` with dtype ``uint8``, ``uint16``

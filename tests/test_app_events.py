@@ -124,8 +124,11 @@ def test_a_refused_mask_files_warning_is_written_as_a_sentence(
     ]
 
 
-def test_a_photo_the_browser_cannot_show_is_replaced_by_a_png_copy(tmp_path: Path) -> None:
-    tiff = tmp_path / "mine.tif"
+@pytest.mark.parametrize("suffix", [".tif", ".heic"])
+def test_a_photo_the_browser_cannot_show_is_replaced_by_a_png_copy(
+    tmp_path: Path, suffix: str
+) -> None:
+    tiff = tmp_path / f"mine{suffix}"  # a TIFF, or a phone's HEIC
     Image.open(EXAMPLE).save(tiff)
     # one call (the Photo box's input event comes once): the PNG copy and the mask together
     editor, kept, status, _, photo_update, _ = space_app.on_photo(str(tiff), str(EXAMPLE_MASK))

@@ -141,6 +141,7 @@ def test_load_photo_scales_large_photos_and_rejects_non_images(tmp_path: Path) -
         ("a.tif", "TIFF", False),
         ("a.tiff", "TIFF", False),
         ("a.bmp", "BMP", False),
+        ("a.heic", "HEIF", False),
         ("a.png", "TIFF", False),  # a TIFF under a PNG name
         ("a", "PNG", False),  # no suffix: served without an image type
     ],

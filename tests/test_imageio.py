@@ -36,8 +36,9 @@ def _assert_rgb8(image: np.ndarray, height: int, width: int) -> None:
     assert image.flags.c_contiguous
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "TIFF"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "TIFF", "HEIF", "AVIF"])
 def test_formats_load_as_rgb(tmp_path: Path, fmt: str) -> None:
+    # HEIF: phones' photos (.heic), read through pillow_heif, which d3dface.imageio registers
     rgb = _gradient_rgb()
     path = tmp_path / f"photo.{fmt.lower()}"
     Image.fromarray(rgb).save(path, fmt)
