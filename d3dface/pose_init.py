@@ -1,7 +1,8 @@
 """Rigid initialisation: the head pose that best projects a 3D point set onto 2D landmarks.
 
-A perspective-n-point solve (OpenCV's SQPnP, a globally optimal solver, then Levenberg-Marquardt
-refinement) with the camera's intrinsics fixed. OpenCV's camera has y down and looks along +z;
+A perspective-n-point solve (OpenCV's SQPnP, a globally optimal solver, or EPnP for a face that
+spans too small an angle for SQPnP; then Levenberg-Marquardt refinement) with the camera's
+intrinsics fixed. OpenCV's camera has y down and looks along +z;
 the project's (OpenGL-like, see :mod:`d3dface.render`) has y up and looks along -z, so both the
 rotation and the translation are flipped by ``diag(1, -1, -1)``.
 """
@@ -51,7 +52,12 @@ def solve_pose(
     )
     objects = np.ascontiguousarray(model_points, dtype=np.float64)
     pixels = np.ascontiguousarray(image_points, dtype=np.float64)
-    found, rvec, tvec = cv2.solvePnP(objects, pixels, camera, None, flags=cv2.SOLVEPNP_SQPNP)
+    try:
+        found, rvec, tvec = cv2.solvePnP(objects, pixels, camera, None, flags=cv2.SOLVEPNP_SQPNP)
+    except cv2.error:
+        # SQPnP refuses points spanning a tiny angle (a face a few percent of a photo wide:
+        # normalised coordinates' variance under its threshold, about 1e-5); EPnP has no limit
+        found, rvec, tvec = cv2.solvePnP(objects, pixels, camera, None, flags=cv2.SOLVEPNP_EPNP)
     if not found:
         raise ValueError("could not place the head from the landmarks (no pose solution)")
     rvec, tvec = cv2.solvePnPRefineLM(objects, pixels, camera, None, rvec, tvec)

@@ -91,6 +91,21 @@ def test_small_face_in_large_frame(detector: LandmarkDetector) -> None:
     assert np.median(error) < 0.01 * reference.size
 
 
+def test_face_far_off_in_a_wide_shot(detector: LandmarkDetector) -> None:
+    # the face ~3 % of the photo's width: neither detector finds it in the whole photo, the
+    # tiles do (it was "No face was found")
+    image = _photo("obama.jpg")
+    reference = detector.detect(image)[0]
+    small = cv2.resize(image, (image.shape[1] // 4, image.shape[0] // 4), cv2.INTER_AREA)
+    canvas = np.full((1800, 2400, 3), (90, 120, 150), np.uint8)
+    canvas[700 : 700 + small.shape[0], 1000 : 1000 + small.shape[1]] = small
+    faces = detector.detect(canvas)
+    assert len(faces) == 1
+    expected = reference.points / 4 + np.array([1000, 700])
+    error = np.linalg.norm(faces[0].points - expected, axis=1)
+    assert np.median(error) < 0.05 * faces[0].size
+
+
 def test_tight_close_up(detector: LandmarkDetector) -> None:
     image = _photo("obama.jpg")
     reference = detector.detect(image)[0]

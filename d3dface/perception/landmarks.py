@@ -12,9 +12,10 @@ Face Mesh run on a whole photo misses faces narrower than about 15 % of the phot
 internal detector is MediaPipe's short-range model) as well as tight close-ups. So detection
 runs in two stages: MediaPipe's short- and full-range face detectors find face boxes (together
 down to faces about 6 % of the photo's width; a photo without any is retried with a grey border
-around it, which makes a tight close-up look like a portrait), then Face Mesh runs on a square
-crop around each box, padded with grey where it leaves the image, so that every face fills a
-similar part of its crop.
+around it, which makes a tight close-up look like a portrait, and then tile by tile, which finds
+faces down to about 1.5 % of the photo's width: a person far off in a wide shot), then Face Mesh
+runs on a square crop around each box, padded with grey where it leaves the image, so that every
+face fills a similar part of its crop.
 
 The models ship inside the ``mediapipe`` wheel; nothing is downloaded.
 """
@@ -73,6 +74,13 @@ _MAX_CROP_SIDE = 768
 _CLOSEUP_PAD = 0.5
 """Grey border, as a fraction of the image's longer side, added on each side for the retry
 when no face box is found, so that a tight close-up looks like an ordinary portrait."""
+
+_TILE_FRACTIONS = (0.5, 0.25)
+"""Tile sides, as fractions of the working image's longer side, of the last retry when no face
+box is found: tiles of half the side, then of a quarter, each overlapping its neighbours by half
+(3 x 3 and 7 x 7 tiles on a square photo). The detectors see a whole photo at 128 / 192 px, so a
+face under about 6 % of its width is a few pixels to them; on a quarter tile it is four times
+larger. Only photos with no face found pay for it (0.1 s on a 2400 x 1800 photo)."""
 
 _GREY = (128, 128, 128)
 """RGB fill for the border added around close-ups and around crops that leave the image."""
@@ -224,6 +232,8 @@ class LandmarkDetector:
             boxes = self._find_boxes(small, pad_fraction=0.0)
             if len(boxes) == 0:
                 boxes = self._find_boxes(small, pad_fraction=_CLOSEUP_PAD)
+            if len(boxes) == 0:
+                boxes = self._find_boxes_in_tiles(small)
             for box in boxes:
                 found = self._mesh_in_box(small, box)
                 if found is None:
@@ -266,13 +276,32 @@ class LandmarkDetector:
                 x0, y0 = rel.xmin * src_w - pad, rel.ymin * src_h - pad
                 x1, y1 = x0 + rel.width * src_w, y0 + rel.height * src_h
                 rows.append((x0, y0, x1, y1, detection.score[0]))
-        boxes = np.array(rows, dtype=np.float64).reshape(-1, 5)
-        boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")]
-        kept: list[np.ndarray] = []
-        for box in boxes:
-            if all(_iou(box[:4], other[:4]) <= _BOX_OVERLAP_IOU for other in kept):
-                kept.append(box)
-        return np.array(kept, dtype=np.float64).reshape(-1, 5)
+        return _merge_boxes(np.array(rows, dtype=np.float64).reshape(-1, 5))
+
+    def _find_boxes_in_tiles(self, image: np.ndarray) -> np.ndarray:
+        """Face boxes found tile by tile (see :data:`_TILE_FRACTIONS`), merged; the smaller
+        tiles only when the larger found none.
+
+        Args:
+            image: ``(h, w, 3)`` uint8 RGB working image.
+
+        Returns:
+            ``(N, 5)`` float64 rows ``(x0, y0, x1, y1, score)`` in ``image``'s pixels, highest
+            score first.
+        """
+        height, width = image.shape[:2]
+        for fraction in _TILE_FRACTIONS:
+            side = round(fraction * max(height, width))
+            found = []
+            for top in _tile_starts(height, side):
+                for left in _tile_starts(width, side):
+                    tile = np.ascontiguousarray(image[top : top + side, left : left + side])
+                    boxes = self._find_boxes(tile, pad_fraction=0.0)
+                    found.append(boxes + np.array([left, top, left, top, 0.0]))
+            boxes = _merge_boxes(np.concatenate(found))
+            if len(boxes):
+                return boxes
+        return boxes
 
     def _mesh_in_box(
         self, image: np.ndarray, box: np.ndarray
@@ -340,6 +369,29 @@ class LandmarkDetector:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _merge_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Detector boxes ``(N, 5)`` rows ``(x0, y0, x1, y1, score)`` with each face's best box
+    kept (boxes overlapping by more than :data:`_BOX_OVERLAP_IOU` are one face), highest score
+    first."""
+    boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")]
+    kept: list[np.ndarray] = []
+    for box in boxes:
+        if all(_iou(box[:4], other[:4]) <= _BOX_OVERLAP_IOU for other in kept):
+            kept.append(box)
+    return np.array(kept, dtype=np.float64).reshape(-1, 5)
+
+
+def _tile_starts(length: int, side: int) -> list[int]:
+    """Start offsets of tiles ``side`` pixels long that cover ``length`` pixels, each
+    overlapping the next by half (the last one ends at the edge): ``[0]`` when one tile covers
+    it all."""
+    if side >= length:
+        return [0]
+    step = max(side // 2, 1)
+    starts = list(range(0, length - side, step))
+    return [*starts, length - side]
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
