@@ -8,8 +8,8 @@ weight file; all are checked on load so a corrupt, truncated or foreign file giv
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -361,7 +361,11 @@ def _in_subfolder(patterns: tuple[str, ...], subfolder: str | None) -> list[str]
 class ModelFiles:
     """The folder of a model directory or Hub repo (and ``subfolder``), its files fetched as a
     loader asks for them, each once: a loader fetches a Hub repo's config.json first and then
-    what the config names. Arguments as :func:`resolve_model_dir`'s."""
+    what the config names. Arguments as :func:`resolve_model_dir`'s.
+
+    All of a Hub repo's files come from one commit: the first fetch's (a branch or tag is
+    read once), so a push to the repo between two fetches cannot pair a config with other
+    weights."""
 
     def __init__(
         self,
@@ -372,9 +376,16 @@ class ModelFiles:
         subfolder: str | None = None,
         force_download: bool = False,
     ) -> None:
-        self._resolve = functools.partial(
-            resolve_model_dir, path_or_repo, revision, cache_dir, token, subfolder, force_download
-        )
+        self._source = path_or_repo
+        self._options = {
+            "cache_dir": cache_dir,
+            "token": token,
+            "subfolder": subfolder,
+            "force_download": force_download,
+        }
+        self.revision = revision
+        """The revision fetched: the one given until the first fetch of a Hub repo, then the
+        commit that fetch read."""
         self.fetched: tuple[str, ...] = ()
         """The patterns of the files fetched so far."""
 
@@ -382,9 +393,22 @@ class ModelFiles:
         """The folder with ``files`` (a pattern or patterns, :func:`resolve_model_dir`'s)
         fetched; the files of the patterns fetched by earlier calls are not fetched again."""
         patterns = (files,) if isinstance(files, str) else files
-        folder = self._resolve(files=patterns, skip=self.fetched)
+        folder = resolve_model_dir(
+            self._source, self.revision, files=patterns, skip=self.fetched, **self._options
+        )
         self.fetched += tuple(pattern for pattern in patterns if pattern not in self.fetched)
+        self.revision = _snapshot_commit(folder) or self.revision
         return folder
+
+
+def _snapshot_commit(folder: Path) -> str | None:
+    """The commit of a Hub snapshot folder (``.../snapshots/<commit>/...``, where
+    ``huggingface_hub`` keeps a download), or None for any other folder."""
+    parts = folder.parts
+    for name, following in itertools.pairwise(parts):
+        if name == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", following):
+            return following
+    return None
 
 
 def _ask_hub(repo_id: str, revision: str | None, token: str | None) -> None:

@@ -371,6 +371,7 @@ class ServedHub:
 
     asked: list[list[str]] = field(default_factory=list)
     fetched: Counter[str] = field(default_factory=Counter)
+    revisions: list[str | None] = field(default_factory=list)
 
 
 @pytest.fixture()
@@ -379,7 +380,7 @@ def served_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ServedHub:
     ``mesh_vae_other``, as repo ``REPO_ID``: into an empty snapshot folder of a Hub cache
     (``tmp_path / "snapshot"`` links to it) it copies only the files its ``allow_patterns``
     select and its ``ignore_patterns`` do not, as the Hub would."""
-    snapshot = tmp_path / "hub" / f"models--{REPO_ID.replace('/', '--')}" / "snapshots" / "0a1b"
+    snapshot = tmp_path / "hub" / f"models--{REPO_ID.replace('/', '--')}" / "snapshots" / COMMIT
     snapshot.mkdir(parents=True)
     (tmp_path / "snapshot").symlink_to(snapshot)
     served = ServedHub()
@@ -392,9 +393,13 @@ def served_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ServedHub:
         repo_files[f"mesh_vae_other/{path.name}"] = path
 
     def snapshot_download(
-        allow_patterns: list[str], ignore_patterns: list[str] | None = None, **kwargs: object
+        allow_patterns: list[str],
+        ignore_patterns: list[str] | None = None,
+        revision: str | None = None,
+        **kwargs: object,
     ) -> str:
         served.asked.append(allow_patterns)
+        served.revisions.append(revision)
         for name in filter_repo_objects(
             list(repo_files), allow_patterns=allow_patterns, ignore_patterns=ignore_patterns
         ):
@@ -444,6 +449,16 @@ def test_the_pipeline_fetches_only_its_config_and_its_two_models_of_a_hub_repo(
     missing = f"Hub repo '{REPO_ID}' has no mesh_vae folder 'mesh_vae_paper' \\(named by the vae"
     with pytest.raises(WeightsError, match=missing):
         Diverse3DFace.from_pretrained(REPO_ID, vae="mesh_vae_paper")
+
+
+def test_a_load_from_a_hub_repo_reads_one_commit(served_hub: ServedHub) -> None:
+    # the config of the branch's commit, then the models of that commit: a push between the
+    # two fetches paired the config with the new commit's weights
+    Diverse3DFace.from_pretrained(REPO_ID)
+    assert served_hub.revisions == [None, COMMIT]
+    served_hub.revisions.clear()
+    FaceModel.from_pretrained(REPO_ID, revision="main")
+    assert served_hub.revisions == ["main", COMMIT]
 
 
 @pytest.mark.parametrize(
