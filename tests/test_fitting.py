@@ -260,6 +260,12 @@ def test_crop_maps_points_both_ways_and_marks_masked_footprints() -> None:
     assert np.array_equal(crop.image[usable], other.image[usable])
     assert crop.unusable.any() and usable.any()
     assert crop.unusable[:, 0].all()  # the crop reaches left of the photo: padding is unusable
+    # the padding itself: crop pixels whose centres map outside the photo
+    rows, columns = np.mgrid[0:128, 0:128] + 0.5
+    centres = crop.to_photo(np.stack([columns, rows], axis=-1))
+    outside = (centres < 0).any(axis=-1) | (centres >= (200, 300)).any(axis=-1)
+    np.testing.assert_array_equal(crop.outside_photo, outside)
+    assert outside[:, 0].all() and not outside.all() and (crop.unusable | ~outside).all()
 
 
 def test_bad_inputs_are_clear_errors(

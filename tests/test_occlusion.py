@@ -36,6 +36,7 @@ from d3dface.perception.occlusion_mask import check_mask, check_user_mask
 from d3dface.perception.working_size import MAX_FACE_SIDE
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
 TEST_IMAGES = ROOT.parent / "shared" / "test_images"
 
 
@@ -284,6 +285,24 @@ def test_model_segmentation_on_a_render_with_a_face_mask(
     grey = np.repeat(occluded.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
     found_grey = segment_occlusion(grey, model, method="model", detector=detector)
     assert any("no colour" in note for note in found_grey.notes)
+
+
+def test_a_tight_close_up_keeps_its_visible_eyes_visible(
+    model: FaceModel, detector: LandmarkDetector
+) -> None:
+    # cropped from brow to chin and cheek to cheek: a third of the face's footprint lay in the
+    # crop's grey padding beyond the photo, and 75% of the visible pixels were marked hidden
+    photo = load_image(EXAMPLES / "obama_face_mask.jpg")
+    truth = load_image(EXAMPLES / "obama_face_mask_mask.png")[..., 0] > 127
+    points = detector.detect(photo)[0].points
+    x0, x1 = int(points[234, 0]), int(points[454, 0])
+    y0, y1 = int(points[[105, 334, 66, 296], 1].min()), int(points[152, 1])
+    size = (round((x1 - x0) * 700 / (y1 - y0)), 700)
+    close_up = cv2.resize(photo[y0:y1, x0:x1], size, interpolation=cv2.INTER_CUBIC)
+    hidden = cv2.resize(truth[y0:y1, x0:x1].astype(np.uint8), size, cv2.INTER_NEAREST) > 0
+    found = segment_occlusion(close_up, model, method="model", detector=detector)
+    assert (found.mask & ~hidden).sum() / (~hidden).sum() < 0.2
+    assert (found.mask & hidden).sum() / hidden.sum() > 0.8
 
 
 def test_a_large_photo_is_segmented_shrunk_and_its_mask_given_at_its_size(

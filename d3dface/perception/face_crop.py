@@ -58,6 +58,15 @@ class FaceCrop:
         """Crop pixels per photo pixel."""
         return self.size / self.side
 
+    @property
+    def outside_photo(self) -> np.ndarray:
+        """``(size, size)`` bool, True where the crop pixel's centre lies outside the photo
+        (the grey padding of a face near the photo's border)."""
+        steps = (np.arange(self.size) + 0.5) / self.scale
+        x, y = steps + self.origin[0], steps + self.origin[1]
+        height, width = self.photo_size
+        return ((y < 0) | (y >= height))[:, None] | ((x < 0) | (x >= width))[None, :]
+
     def to_crop(self, points: np.ndarray) -> np.ndarray:
         """Photo pixel coordinates ``(..., 2)`` -> crop pixel coordinates ``(..., 2)``."""
         return (np.asarray(points, dtype=np.float64) - self.origin) * self.scale

@@ -160,8 +160,10 @@ def face_layout(
             [vertex_normals(points, model.faces), model.region_weights.T[None]], dim=-1
         )
         pixels = interpolate(attributes, faces, fragments)[0]
-    # the open mouth and the eye corners are holes in the surface, yet part of the face
-    footprint = ndimage.binary_fill_holes(fragments.mask[0].numpy())
+    # the open mouth and the eye corners are holes in the surface, yet part of the face; the
+    # crop's grey padding beyond the photo's border is not (in a tight close-up it was a third
+    # of the footprint, and the segmentation marked the visible eyes hidden)
+    footprint = ndimage.binary_fill_holes(fragments.mask[0].numpy()) & ~fit.crop.outside_photo
     normals = torch.nn.functional.normalize(pixels[..., :3], dim=-1).numpy()
     normals[~footprint] = 0.0
     regions = pixels[..., 3:].argmax(dim=-1).numpy().astype(np.int8)
