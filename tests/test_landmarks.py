@@ -141,6 +141,7 @@ def test_blank_image_has_no_face(detector: LandmarkDetector) -> None:
     with pytest.raises(NoFaceError, match="No face was found") as info:
         detect_face(grey, detector=detector)
     assert "frontal" in str(info.value) and "mask" in str(info.value)
+    assert "not mostly hidden" in str(info.value)  # a heavily covered face is refused too
 
 
 def test_two_faces_sorted_largest_first(detector: LandmarkDetector) -> None:

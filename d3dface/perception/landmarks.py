@@ -547,10 +547,11 @@ def choose_face(
     if not faces:
         height, width = image.shape[:2]
         raise NoFaceError(
-            f"No face was found in the {width}x{height} photo. Try a frontal, well-lit photo "
-            "in which the face is larger (ideally a few hundred pixels and at least a tenth of "
-            "the photo across) and not cut off by the border. A manual mask does not help "
-            "here: the face has to be found before any mask is used."
+            f"No face was found in the {width}x{height} photo. Try a photo in which the face "
+            "is frontal, well lit, not cut off by the border and not mostly hidden (with both "
+            "the eyes and the mouth covered, or two thirds of the face, the detector rarely "
+            "finds it), and larger if it is small (a few hundred pixels across is best). A "
+            "manual mask does not help here: the face has to be found before any mask is used."
         )
     if index >= len(faces):
         plural = "face was" if len(faces) == 1 else "faces were"
