@@ -34,9 +34,11 @@ from d3dface.fitting import (
     fit_face,
     photo_camera,
 )
+from d3dface.imageio import load_image
 from d3dface.overlay import head_faces
 from d3dface.perception.face_crop import crop_face
 from d3dface.perception.landmarks import FaceLandmarks, LandmarkDetector
+from d3dface.perception.occlusion import segment_occlusion
 from d3dface.render import Camera, project, rotation_matrix, transform_points
 from d3dface.visibility import OCCLUDED, SELF_HIDDEN, VISIBLE, classify_vertices
 
@@ -297,3 +299,20 @@ def test_d3dface_runs_torch_on_one_thread_even_when_torch_came_first(
         cwd=Path(__file__).resolve().parents[1],
     ).stdout
     assert printed.strip() == threads
+
+
+def test_a_fit_pulled_off_the_face_by_the_photo_is_fitted_again_on_its_landmarks(
+    model: FaceModel,
+) -> None:
+    # an over-exposed photo (brightness x 2.2): with its automatic mask, the photometric term
+    # pulled the fit 119 px off the face (150 px between the eye corners) without a word
+    path = ROOT.parent / "shared" / "test_images" / "obama.jpg"
+    if not path.is_file():
+        pytest.skip(f"shared test photos not found at {path.parent}")
+    bright = np.clip(load_image(path).astype(np.float32) * 2.2, 0, 255).astype(np.uint8)
+    found = segment_occlusion(bright, model, method="model")
+    fit = fit_face(bright, model, found.mask, landmarks=found.landmarks)
+    points = fit.landmarks.points
+    eye_corners = float(np.linalg.norm(points[33] - points[263]))
+    assert "refit" in fit.timings and not fit.settings.use_photometric
+    assert fit.landmark_error_px < 0.1 * eye_corners
