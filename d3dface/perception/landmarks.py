@@ -10,16 +10,12 @@ the upper lip's inner edge.
 
 Face Mesh run on a whole photo misses faces narrower than about 15 % of the photo (its
 internal detector is MediaPipe's short-range model) as well as tight close-ups. So detection
-runs in two stages:
-
-1. MediaPipe's short- and full-range face detectors find face boxes, together down to faces
-   about 6 % of the photo's width. They look at the photo as it is and turned by quarter turns,
-   and keep the turn in which they see a face most surely (a photo that lost its EXIF
-   orientation comes upright). A photo without any box is retried with a grey border around it,
-   which makes a tight close-up look like a portrait, and then tile by tile, which finds faces
-   down to about 1.5 % of the photo's width (a person far off in a wide shot).
-2. Face Mesh runs on a square crop around each box, padded with grey where it leaves the image,
-   so that every face fills a similar part of its crop.
+runs in two stages: MediaPipe's short- and full-range face detectors find face boxes (together
+down to faces about 6 % of the photo's width; a photo without any is retried with a grey border
+around it, which makes a tight close-up look like a portrait, and then tile by tile, which finds
+faces down to about 1.5 % of the photo's width: a person far off in a wide shot), then Face Mesh
+runs on a square crop around each box, padded with grey where it leaves the image, so that every
+face fills a similar part of its crop.
 
 The models ship inside the ``mediapipe`` wheel; nothing is downloaded.
 """
@@ -85,15 +81,6 @@ box is found: tiles of half the side, then of a quarter, each overlapping its ne
 (3 x 3 and 7 x 7 tiles on a square photo). The detectors see a whole photo at 128 / 192 px, so a
 face under about 6 % of its width is a few pixels to them; on a quarter tile it is four times
 larger. Only photos with no face found pay for it (0.1 s on a 2400 x 1800 photo)."""
-
-_TURN_MARGIN = 0.03
-"""A quarter turn of the photo is taken when the detectors see a face in it more surely than in
-the photo as it is, by more than this (on the sum of the two detectors' best scores, 0 to 2), so
-that a photo whose orientation was lost (no EXIF, a screenshot) comes upright. The detectors
-often find a face lying on its side or upside down too, less surely, and Face Mesh then fits it
-upside down. On the 3 test photos and the 4 examples, upright against their best other turn:
-1.53 against 1.48 (the face-mask example upside down), 1.83 against 1.55 (the astronaut on her
-side), the rest 0.8 or more apart; each of the 28 turned photos is found upright."""
 
 _GREY = (128, 128, 128)
 """RGB fill for the border added around close-ups and around crops that leave the image."""
@@ -242,18 +229,17 @@ class LandmarkDetector:
         with self._lock:
             if self._closed:
                 raise RuntimeError("this LandmarkDetector has been closed; create a new one")
-            turn, boxes = self._upright_turn(small)
-            turned = np.ascontiguousarray(np.rot90(small, turn))
+            boxes = self._find_boxes(small, pad_fraction=0.0)
             if len(boxes) == 0:
-                boxes, _ = self._find_boxes(turned, pad_fraction=_CLOSEUP_PAD)
+                boxes = self._find_boxes(small, pad_fraction=_CLOSEUP_PAD)
             if len(boxes) == 0:
-                boxes = self._find_boxes_in_tiles(turned)
+                boxes = self._find_boxes_in_tiles(small)
             for box in boxes:
-                found = self._mesh_in_box(turned, box)
+                found = self._mesh_in_box(small, box)
                 if found is None:
                     continue
                 points, z = found
-                points = _turned_back(points, turn, turned.shape[:2]) * to_original
+                points = points * to_original
                 bbox = np.concatenate([points.min(axis=0), points.max(axis=0)])
                 faces.append(
                     FaceLandmarks(
@@ -265,32 +251,8 @@ class LandmarkDetector:
         faces.sort(key=lambda face: face.size, reverse=True)
         return faces[: self.max_num_faces]
 
-    def _upright_turn(self, image: np.ndarray) -> tuple[int, np.ndarray]:
-        """The quarter turn that stands the photo's faces upright, and their boxes in it.
-
-        Args:
-            image: ``(h, w, 3)`` uint8 RGB working image.
-
-        Returns:
-            ``k`` (``np.rot90(image, k)`` is upright: 0 as it is, 1, 2, 3 quarter turns
-            counter-clockwise) and the ``(N, 5)`` face boxes found in that image (see
-            :meth:`_find_boxes`). A turn is taken when the detectors see a face in it more
-            surely than in the photo as it is (the sum of their best scores is larger by
-            :data:`_TURN_MARGIN`): they find some faces lying on their side or upside down
-            too, less surely.
-        """
-        found = [
-            self._find_boxes(np.ascontiguousarray(np.rot90(image, k)), pad_fraction=0.0)
-            for k in range(4)
-        ]
-        support = [score for _, score in found]
-        turn = int(np.argmax(support))
-        if support[turn] <= support[0] + _TURN_MARGIN:
-            turn = 0
-        return turn, found[turn][0]
-
-    def _find_boxes(self, image: np.ndarray, pad_fraction: float) -> tuple[np.ndarray, float]:
-        """Face boxes from both detectors, merged, and how surely they see a face.
+    def _find_boxes(self, image: np.ndarray, pad_fraction: float) -> np.ndarray:
+        """Face boxes from both detectors, merged.
 
         Args:
             image: ``(h, w, 3)`` uint8 RGB working image.
@@ -298,8 +260,7 @@ class LandmarkDetector:
                 longer side (boxes are still returned in ``image``'s pixels).
 
         Returns:
-            ``(N, 5)`` float64 rows ``(x0, y0, x1, y1, score)``, highest score first, and the
-            sum over the two detectors of each one's best score (0 for one that found none).
+            ``(N, 5)`` float64 rows ``(x0, y0, x1, y1, score)``, highest score first.
         """
         pad = round(pad_fraction * max(image.shape[:2]))
         source = image
@@ -309,16 +270,13 @@ class LandmarkDetector:
         src_h, src_w = source.shape[:2]
         source = np.ascontiguousarray(downscale_to(source, self.max_detect_side)[0])
         rows = []
-        support = 0.0
         for finder in self._box_finders:
-            detections = finder.process(source).detections or ()
-            support += max((float(detection.score[0]) for detection in detections), default=0.0)
-            for detection in detections:
+            for detection in finder.process(source).detections or ():
                 rel = detection.location_data.relative_bounding_box
                 x0, y0 = rel.xmin * src_w - pad, rel.ymin * src_h - pad
                 x1, y1 = x0 + rel.width * src_w, y0 + rel.height * src_h
                 rows.append((x0, y0, x1, y1, detection.score[0]))
-        return _merge_boxes(np.array(rows, dtype=np.float64).reshape(-1, 5)), support
+        return _merge_boxes(np.array(rows, dtype=np.float64).reshape(-1, 5))
 
     def _find_boxes_in_tiles(self, image: np.ndarray) -> np.ndarray:
         """Face boxes found tile by tile (see :data:`_TILE_FRACTIONS`), merged; the smaller
@@ -338,7 +296,7 @@ class LandmarkDetector:
             for top in _tile_starts(height, side):
                 for left in _tile_starts(width, side):
                     tile = np.ascontiguousarray(image[top : top + side, left : left + side])
-                    boxes, _ = self._find_boxes(tile, pad_fraction=0.0)
+                    boxes = self._find_boxes(tile, pad_fraction=0.0)
                     found.append(boxes + np.array([left, top, left, top, 0.0]))
             boxes = _merge_boxes(np.concatenate(found))
             if len(boxes):
@@ -411,20 +369,6 @@ class LandmarkDetector:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _turned_back(points: np.ndarray, turn: int, turned_size: tuple[int, int]) -> np.ndarray:
-    """Points ``(N, 2)`` (x, y) in the pixels of ``np.rot90(image, turn)``, whose ``(height,
-    width)`` is ``turned_size``, mapped to the pixels of ``image``."""
-    height, width = turned_size
-    x, y = points[:, 0], points[:, 1]
-    back = {
-        0: (x, y),
-        1: (height - y, x),  # the turned image's height is the image's width
-        2: (width - x, height - y),
-        3: (y, width - x),
-    }[turn % 4]
-    return np.column_stack(back)
 
 
 def _merge_boxes(boxes: np.ndarray) -> np.ndarray:
