@@ -124,6 +124,7 @@ def test_blank_image_has_no_face(detector: LandmarkDetector) -> None:
         detect_face(grey, detector=detector)
     assert "frontal" in str(info.value) and "mask" in str(info.value)
     assert "not mostly hidden" in str(info.value)  # a heavily covered face is refused too
+    assert "upright" in str(info.value)  # so is a photo lying on its side
 
 
 def test_two_faces_sorted_largest_first(detector: LandmarkDetector) -> None:

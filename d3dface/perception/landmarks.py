@@ -492,10 +492,11 @@ def choose_face(
         height, width = image.shape[:2]
         raise NoFaceError(
             f"No face was found in the {width}x{height} photo. Try a photo in which the face "
-            "is frontal, well lit, not cut off by the border and not mostly hidden (with both "
-            "the eyes and the mouth covered, or two thirds of the face, the detector rarely "
-            "finds it), and larger if it is small (a few hundred pixels across is best). A "
-            "manual mask does not help here: the face has to be found before any mask is used."
+            "is upright (turn a photo that lies on its side), frontal, well lit, not cut off "
+            "by the border and not mostly hidden (with both the eyes and the mouth covered, or "
+            "two thirds of the face, the detector rarely finds it), and larger if it is small "
+            "(a few hundred pixels across is best). A manual mask does not help here: the face "
+            "has to be found before any mask is used."
         )
     if index >= len(faces):
         plural = "face was" if len(faces) == 1 else "faces were"
