@@ -50,6 +50,7 @@ from d3dface.perception.working_size import mask_to_size, working_photo
 __all__ = ["METHODS", "PARSER_NOT_INSTALLED", "OcclusionResult", "segment_occlusion"]
 
 METHODS = ("auto", "model", "facexlib", "user")
+"""Accepted values of ``segment_occlusion(method=...)``."""
 
 _FOUND_BY_MODEL = "found by d3dface's own colour-based segmentation"
 PARSER_NOT_INSTALLED = (
@@ -57,7 +58,6 @@ PARSER_NOT_INSTALLED = (
 )
 """The note of an automatic mask found without facexlib because it is not installed: the
 usual case, which the app does not show (its users cannot install anything)."""
-"""Accepted values of ``segment_occlusion(method=...)``."""
 
 _MODEL_SETTINGS = ModelSegmentationSettings()
 
