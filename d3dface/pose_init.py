@@ -2,9 +2,9 @@
 
 A perspective-n-point solve (OpenCV's SQPnP, a globally optimal solver, or EPnP for a face that
 spans too small an angle for SQPnP; then Levenberg-Marquardt refinement) with the camera's
-intrinsics fixed. OpenCV's camera has y down and looks along +z;
-the project's (OpenGL-like, see :mod:`d3dface.render`) has y up and looks along -z, so both the
-rotation and the translation are flipped by ``diag(1, -1, -1)``.
+intrinsics fixed. OpenCV's camera has y down and looks along +z; the project's (OpenGL-like,
+see :mod:`d3dface.render`) has y up and looks along -z, so both the rotation and the
+translation are flipped by ``diag(1, -1, -1)``.
 """
 
 from __future__ import annotations

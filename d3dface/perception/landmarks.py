@@ -80,7 +80,7 @@ _TILE_FRACTIONS = (0.5, 0.25)
 box is found: tiles of half the side, then of a quarter, each overlapping its neighbours by half
 (3 x 3 and 7 x 7 tiles on a square photo). The detectors see a whole photo at 128 / 192 px, so a
 face under about 6 % of its width is a few pixels to them; on a quarter tile it is four times
-larger. Only photos with no face found pay for it (0.1 s on a 2400 x 1800 photo)."""
+larger. Only photos in which no face box is found otherwise pay for it."""
 
 _GREY = (128, 128, 128)
 """RGB fill for the border added around close-ups and around crops that leave the image."""
