@@ -13,7 +13,7 @@ internal detector is MediaPipe's short-range model) as well as tight close-ups. 
 runs in two stages: MediaPipe's short- and full-range face detectors find face boxes (together
 down to faces about 6 % of the photo's width; a photo without any is retried with a grey border
 around it, which makes a tight close-up look like a portrait, and then tile by tile, which finds
-faces down to about 1.5 % of the photo's width: a person far off in a wide shot), then Face Mesh
+smaller faces: one 3 % of the photo's width, a person far off in a wide shot), then Face Mesh
 runs on a square crop around each box, padded with grey where it leaves the image, so that every
 face fills a similar part of its crop.
 
