@@ -400,6 +400,12 @@ class ModelFiles:
         self.revision = _snapshot_commit(folder) or self.revision
         return folder
 
+    def config(self, kind: str | None) -> tuple[Path, dict[str, Any]]:
+        """Fetch ``config.json`` and check it (:func:`read_plain_config`: ``kind``, any d3dface
+        kind when None): the folder that holds it and its entries."""
+        directory = self(CONFIG_NAME)
+        return directory, read_plain_config(directory, kind)
+
 
 def _snapshot_commit(folder: Path) -> str | None:
     """The commit of a Hub snapshot folder (``.../snapshots/<commit>/...``, where
@@ -661,8 +667,7 @@ def resolve_model_folder(
     of the model is left to its loader to check. Arguments as :func:`resolve_model_dir`.
     """
     fetch = ModelFiles(path_or_repo, revision, cache_dir, token, subfolder, force_download)
-    directory = fetch(CONFIG_NAME)
-    config = read_plain_config(directory, None)
+    directory, config = fetch.config(None)
     if config["kind"] != PIPELINE_KIND:
         return fetch("*")
     name = pipeline_folder_name(config, directory, role)
@@ -718,8 +723,7 @@ def from_pretrained(
     import importlib
 
     fetch = ModelFiles(path_or_repo, revision, cache_dir, token, subfolder, force_download)
-    directory = fetch(CONFIG_NAME)
-    config = read_plain_config(directory, None)
+    directory, config = fetch.config(None)
     kind = config["kind"]
     if kind not in KIND_LOADERS:
         raise WeightsError(f"'{directory}' holds a '{kind}' model, which this d3dface cannot load")

@@ -46,7 +46,6 @@ from d3dface.hub import (
     ModelFiles,
     WeightsError,
     fetch_pipeline_models,
-    read_plain_config,
 )
 from d3dface.imageio import ImageSource, load_image
 from d3dface.latent_spaces import VAESpace
@@ -271,8 +270,7 @@ class Diverse3DFace:
         it is missing or unusable.
         """
         fetch = ModelFiles(path_or_repo, revision, cache_dir, token, subfolder, force_download)
-        directory = fetch(CONFIG_NAME)
-        config = read_plain_config(directory, PIPELINE_KIND)
+        directory, config = fetch.config(PIPELINE_KIND)
         directory, folders = fetch_pipeline_models(fetch, config, directory, vae)
         pipeline = cls(
             FaceModel.from_pretrained(directory / folders["face_model"]),

@@ -13,9 +13,24 @@ import torch
 import trimesh
 from PIL import Image
 
+from d3dface.diversity import interpolate
+
+
+class _ScaledSphere:
+    """A latent space of one dimension: code c decodes to the sphere scaled by 1 + 0.05 c."""
+
+    def __init__(self, base: torch.Tensor) -> None:
+        self.base = base
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, 1) codes -> (B, V, 3) meshes."""
+        return self.base[None] * (1.0 + 0.05 * codes[:, :, None])
+
 
 class FakeResult:
-    """What :func:`logic.reconstruct` uses of a FaceResult, on a small sphere mesh."""
+    """What :func:`logic.reconstruct` uses of a FaceResult, on a small sphere mesh; sample i
+    is latent code i of a :class:`_ScaledSphere`, so blends go through the real
+    :func:`d3dface.diversity.interpolate`."""
 
     def __init__(self, n: int) -> None:
         sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.1)
@@ -26,9 +41,10 @@ class FakeResult:
         self.head_faces = self.faces
         self.fit = SimpleNamespace(colours=torch.full((len(base), 3), 0.7))
         self.n_samples = n
+        self._space = _ScaledSphere(base)
 
     def interpolate(self, first: int, second: int, t: float) -> torch.Tensor:
-        return (1 - t) * self.samples[first] + t * self.samples[second]
+        return interpolate(self._space, self.codes[first], self.codes[second], t)
 
     def save(self, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
         from d3dface.meshio import export_mesh

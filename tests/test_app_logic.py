@@ -393,7 +393,7 @@ def test_store_drops_old_runs_and_interpolates(tmp_path: Path) -> None:
     assert again.parent.parent == directory / "blends"
     assert logic.interpolation_mesh(store, run_id, 1, 0, 0.35).name == "blend_01_00_035.glb"
     assert len(list(directory.glob("blends/*"))) == 1
-    with pytest.raises(ValueError, match="between 0 and 1"):
+    with pytest.raises(ValueError, match=r"blend t must be a number in \[0, 1\], got 1.5"):
         logic.interpolation_mesh(store, run_id, 0, 1, 1.5)
     with pytest.raises(ValueError, match="Pick two samples"):
         logic.interpolation_mesh(store, run_id, None, 1, 0.5)
