@@ -70,6 +70,14 @@ def astronaut() -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def obama() -> Path:
+    path = TEST_IMAGES / "obama.jpg"
+    if not path.is_file():
+        pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
+    return path
+
+
 @pytest.fixture
 def no_parser_cache() -> Iterator[None]:
     load_face_parser.cache_clear()
@@ -303,6 +311,47 @@ def test_a_tight_close_up_keeps_its_visible_eyes_visible(
     found = segment_occlusion(close_up, model, method="model", detector=detector)
     assert (found.mask & ~hidden).sum() / (~hidden).sum() < 0.2
     assert (found.mask & hidden).sum() / hidden.sum() > 0.8
+
+
+RIGHT_EYE, LEFT_EYE = [33, 133, 159, 145], [263, 362, 386, 374]  # corners, lids
+RIGHT_BROW = [70, 105]
+
+
+def test_a_skin_coloured_patch_over_an_eye_is_found(
+    model: FaceModel, detector: LandmarkDetector, obama: Path
+) -> None:
+    # an eye and brow covered by a flat patch of the face's own skin colour (a hand, plainly):
+    # colour alone takes it for skin (0% of it was found); the eye's missing contrast gives it
+    # away
+    photo = load_image(obama)
+    points = detector.detect(photo)[0].points
+    x, y = np.round(points[50]).astype(int)  # the cheek
+    skin = np.median(photo[y - 5 : y + 5, x - 5 : x + 5].reshape(-1, 3), axis=0)
+    centre = np.round(points[RIGHT_EYE + RIGHT_BROW].mean(axis=0)).astype(int)
+    half = int(0.13 * np.ptp(points, axis=0).max())
+    patch = np.zeros(photo.shape[:2], np.uint8)
+    cv2.ellipse(patch, tuple(centre.tolist()), (int(1.3 * half), half), 0, 0, 360, 1, -1)
+    covered, patched = patch > 0, photo.copy()
+    patched[covered] = skin
+    found = segment_occlusion(patched, model, method="model", detector=detector)
+    region = found.face_region
+    assert (found.mask & covered & region).sum() / (covered & region).sum() > 0.8
+    assert (found.mask & ~covered & region).sum() / (~covered & region).sum() < 0.15
+    assert not found.landmark_visible[RIGHT_EYE].any()
+    assert found.landmark_visible[LEFT_EYE].all()
+
+
+def test_a_flat_photo_keeps_its_eyes_brows_and_lips_visible(
+    model: FaceModel, detector: LandmarkDetector, astronaut: Path
+) -> None:
+    # at a third of its contrast every feature differs less from the skin around it; judged
+    # by a fixed contrast alone, her brows looked hidden and two thirds of the face was marked
+    # hidden
+    photo = load_image(astronaut).astype(np.float64)
+    flat = np.round((photo - photo.mean()) * 0.3 + photo.mean()).astype(np.uint8)
+    found = segment_occlusion(flat, model, method="model", detector=detector)
+    assert found.hidden_fraction < 0.05
+    assert found.landmark_visible[RIGHT_EYE + LEFT_EYE + RIGHT_BROW].all()
 
 
 def test_a_large_photo_is_segmented_shrunk_and_its_mask_given_at_its_size(
