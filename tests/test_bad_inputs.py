@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from shared_photos import shared_photo
 
 from d3dface import Diverse3DFace
 from d3dface.bench.occluders import draw_plain_face_mask
@@ -18,16 +19,12 @@ from d3dface.imageio import load_image
 from d3dface.perception.landmarks import NoFaceError, detect_face
 from d3dface.perception.occlusion_mask import load_mask
 
-TEST_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "test_images"
 FAST = {"n": 2, "iterations": 3, "fit_iterations": 10, "mask_method": "none"}
 
 
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
-    path = TEST_IMAGES / "obama.jpg"
-    if not path.is_file():
-        pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
-    return load_image(path)
+    return load_image(shared_photo("obama.jpg"))
 
 
 @pytest.fixture(scope="module")
@@ -273,9 +270,7 @@ def test_absurd_settings_are_refused_before_any_work(
 def test_absurd_cli_settings_exit_with_a_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = TEST_IMAGES / "obama.jpg"
-    if not path.is_file():
-        pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
+    path = shared_photo("obama.jpg")
     assert main(["reconstruct", str(path), "-n", "0", "--out", str(tmp_path / "o")]) == 2
     assert "number of samples" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

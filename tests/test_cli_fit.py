@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import trimesh
 from PIL import Image
+from shared_photos import shared_photo
 
 from d3dface.bench.__main__ import main as bench_main
 from d3dface.cli import main
@@ -21,7 +22,6 @@ from d3dface.perception.landmarks import detect_face
 from d3dface.perception.working_size import MAX_FACE_SIDE
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_IMAGES = Path(__file__).parents[1].parent / "shared" / "test_images"
 FIT_KEYS = {
     "landmark_error_px",
     "landmark_error_median_px",
@@ -35,10 +35,7 @@ FIT_KEYS = {
 
 @pytest.fixture(scope="module")
 def obama() -> Path:
-    path = TEST_IMAGES / "obama.jpg"
-    if not path.is_file():
-        pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
-    return path
+    return shared_photo("obama.jpg")
 
 
 def _mouth_mask(photo: Path, out: Path) -> Path:

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from shared_photos import shared_photo
 
 from d3dface.bench.synthetic import (
     SyntheticFace,
@@ -42,7 +43,6 @@ from d3dface.perception.occlusion import segment_occlusion
 from d3dface.render import Camera, project, rotation_matrix, transform_points
 from d3dface.visibility import OCCLUDED, SELF_HIDDEN, VISIBLE, classify_vertices
 
-ROOT = Path(__file__).resolve().parents[1]
 TEST_SEED = 70_000  # apart from the build's (1000+, 2000+) and the benchmark's (50000+) seeds
 MOUTH = [61, 291, 0, 17]  # mediapipe: mouth corners, upper and lower lip middles
 
@@ -306,9 +306,7 @@ def test_a_fit_pulled_off_the_face_by_the_photo_is_fitted_again_on_its_landmarks
 ) -> None:
     # an over-exposed photo (brightness x 2.2): with its automatic mask, the photometric term
     # pulled the fit 119 px off the face (150 px between the eye corners) without a word
-    path = ROOT.parent / "shared" / "test_images" / "obama.jpg"
-    if not path.is_file():
-        pytest.skip(f"shared test photos not found at {path.parent}")
+    path = shared_photo("obama.jpg")
     bright = np.clip(load_image(path).astype(np.float32) * 2.2, 0, 255).astype(np.uint8)
     found = segment_occlusion(bright, model, method="model")
     fit = fit_face(bright, model, found.mask, landmarks=found.landmarks)

@@ -20,6 +20,7 @@ import torch
 from huggingface_hub import constants as hub_constants
 from huggingface_hub.utils import filter_repo_objects
 from PIL import Image
+from shared_photos import shared_photo
 
 from d3dface import Diverse3DFace, hub
 from d3dface.bench.occluders import draw_plain_face_mask
@@ -38,7 +39,6 @@ from d3dface.perception.landmarks import detect_face
 from d3dface.vae.model import MeshVAE
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_IMAGES = ROOT.parent / "shared" / "test_images"
 REPO_ID = "d3dface/diverse3dface"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -697,9 +697,7 @@ def test_the_readme_snippet_loads_from_a_hub_cache_and_reconstructs_a_photo(
     code = _snippet(ROOT / "README.md")
     assert code == _snippet(ROOT / "model_card.md"), "README and model card snippets differ"
     assert len(code.strip().splitlines()) <= 5
-    source = TEST_IMAGES / "obama.jpg"
-    if not source.is_file():
-        pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
+    source = shared_photo("obama.jpg")
     photo = load_image(source)
     photo, _ = draw_plain_face_mask(photo, detect_face(photo).points, chin_margin_px=10)
     Image.fromarray(photo).save(tmp_path / "photo.png")

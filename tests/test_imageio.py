@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageFile
+from shared_photos import shared_photo
 
 from d3dface.imageio import ImageError, downscale_to, load_image
-
-TEST_IMAGES = Path(__file__).parents[1].parent / "shared" / "test_images"
 
 
 def _gradient_rgb(height: int = 48, width: int = 64) -> np.ndarray:
@@ -282,9 +281,7 @@ def test_unsupported_source_type() -> None:
 
 @pytest.mark.parametrize("name", ["obama.jpg", "biden.jpg", "astronaut.png"])
 def test_shared_photos_load(name: str) -> None:
-    if not TEST_IMAGES.is_dir():
-        pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
-    image = load_image(TEST_IMAGES / name)
+    image = load_image(shared_photo(name))
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from shared_photos import shared_photo
 
 from d3dface.imageio import load_image
 from d3dface.perception.landmarks import (
@@ -22,16 +22,13 @@ from d3dface.perception.landmarks import (
     size_rank,
 )
 
-TEST_IMAGES = Path(__file__).parents[1].parent / "shared" / "test_images"
 PHOTOS = ["obama.jpg", "biden.jpg", "astronaut.png"]
 
 RIGHT_EYE_OUTER, LEFT_EYE_OUTER, NOSE_TIP, UPPER_LIP = 33, 263, 1, 13
 
 
 def _photo(name: str) -> np.ndarray:
-    if not TEST_IMAGES.is_dir():
-        pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
-    return load_image(TEST_IMAGES / name)
+    return load_image(shared_photo(name))
 
 
 @pytest.fixture(scope="module")

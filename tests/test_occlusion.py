@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from shared_photos import shared_photo
 
 from d3dface.batch import list_inputs
 from d3dface.bench.__main__ import main as bench_main
@@ -37,7 +38,6 @@ from d3dface.perception.working_size import MAX_FACE_SIDE
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-TEST_IMAGES = ROOT.parent / "shared" / "test_images"
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +64,12 @@ def render(model: FaceModel) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def astronaut() -> Path:
-    path = TEST_IMAGES / "astronaut.png"
-    if not path.is_file():
-        pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
-    return path
+    return shared_photo("astronaut.png")
 
 
 @pytest.fixture(scope="module")
 def obama() -> Path:
-    path = TEST_IMAGES / "obama.jpg"
-    if not path.is_file():
-        pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
-    return path
+    return shared_photo("obama.jpg")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 import torch
 import trimesh
 from PIL import Image
+from shared_photos import shared_photo
 
 import d3dface
 from d3dface import Diverse3DFace
@@ -28,7 +29,6 @@ from d3dface.perception.working_size import MAX_FACE_SIDE
 from d3dface.pipeline import FaceResult, run_settings
 from d3dface.vae.model import MeshVAE
 
-TEST_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "test_images"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "obama_face_mask.jpg"
 """An example photo of the project (always there), with its mask beside it."""
 FAST = {"iterations": 8, "fit_iterations": 30}
@@ -39,9 +39,7 @@ QUICK_CLI = ["-n", "2", "--iterations", "2", "--fit-iterations", "10", "--quiet"
 @pytest.fixture(scope="module")
 def masked_photo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """obama.jpg with a blue face mask drawn from below the nose to the chin, and its mask."""
-    source = TEST_IMAGES / "obama.jpg"
-    if not source.is_file():
-        pytest.skip(f"shared test photos not found at {TEST_IMAGES}")
+    source = shared_photo("obama.jpg")
     photo = load_image(source)
     photo, mask = draw_plain_face_mask(photo, detect_face(photo).points, chin_margin_px=10)
     folder = tmp_path_factory.mktemp("masked")
