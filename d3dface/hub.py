@@ -650,23 +650,16 @@ def require_model_folder(directory: Path, name: str, role: str, source: str) -> 
     )
 
 
-def resolve_model_folder(
-    path_or_repo: str | Path,
-    role: str,
-    revision: str | None = None,
-    cache_dir: str | Path | None = None,
-    token: str | None = None,
-    subfolder: str | None = None,
-    force_download: bool = False,
-) -> Path:
+def resolve_model_folder(path_or_repo: str | Path, role: str, **hub_kwargs: Any) -> Path:
     """The local folder of a model that a pipeline holds as ``role`` (``"face_model"``).
 
     That is the folder of ``path_or_repo`` (and ``subfolder``) itself, unless its config.json
     is a pipeline's: then it is the pipeline's folder for ``role``, as that config names it.
     Of a Hub repo, the config.json is fetched first, then only that model's files. The kind
-    of the model is left to its loader to check. Arguments as :func:`resolve_model_dir`.
+    of the model is left to its loader to check. ``hub_kwargs``: :class:`ModelFiles`'s
+    (revision, cache_dir, token, subfolder, force_download).
     """
-    fetch = ModelFiles(path_or_repo, revision, cache_dir, token, subfolder, force_download)
+    fetch = ModelFiles(path_or_repo, **hub_kwargs)
     directory, config = fetch.config(None)
     if config["kind"] != PIPELINE_KIND:
         return fetch("*")
